@@ -1,0 +1,4 @@
+//! NetworkManager: settings mapping (and, in later layers, D-Bus proxies and checkpoints).
+
+pub mod keyfile;
+pub mod mptcp;

@@ -1,0 +1,188 @@
+//! One entry of `interfaces:`.
+
+use std::fmt;
+
+use serde::de::{self, Deserializer};
+use serde::{Deserialize, Serialize};
+
+use super::flags::MptcpFlags;
+use super::ip::{AddrRef, Ipv4Config, Ipv6Config};
+
+/// The longest interface name the kernel takes (IFNAMSIZ - 1).
+pub const IFNAME_MAX: usize = 15;
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(
+    rename_all = "kebab-case",
+    deny_unknown_fields,
+    expecting = "an interface: a mapping with at least `name`"
+)]
+pub struct Interface {
+    #[serde(deserialize_with = "de_ifname")]
+    pub name: String,
+    #[serde(rename = "type", skip_serializing_if = "Option::is_none")]
+    pub iface_type: Option<InterfaceType>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub state: Option<InterfaceState>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub mptcp: Option<InterfaceMptcp>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub ipv4: Option<Ipv4Config>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub ipv6: Option<Ipv6Config>,
+}
+
+impl Interface {
+    /// `mptcp.address-flags`, when the state gives it.
+    pub fn address_flags(&self) -> Option<MptcpFlags> {
+        self.mptcp.as_ref().and_then(|m| m.address_flags)
+    }
+
+    /// The static addresses of both families, IPv4 first, in input order.
+    pub fn addresses(&self) -> impl Iterator<Item = AddrRef> + '_ {
+        let v4 = self
+            .ipv4
+            .iter()
+            .flat_map(|c| c.address.iter().flatten().map(AddrRef::from));
+        let v6 = self
+            .ipv6
+            .iter()
+            .flat_map(|c| c.address.iter().flatten().map(AddrRef::from));
+        v4.chain(v6)
+    }
+
+    /// Whether the interface may get addresses the state cannot list (DHCP, autoconf).
+    pub fn has_dynamic_addresses(&self) -> bool {
+        let v4 = self.ipv4.as_ref().is_some_and(|c| c.dhcp == Some(true));
+        let v6 = self
+            .ipv6
+            .as_ref()
+            .is_some_and(|c| c.dhcp == Some(true) || c.autoconf == Some(true));
+        v4 || v6
+    }
+
+    /// Whether the state takes the interface away (`down` or `absent`).
+    pub fn is_going_away(&self) -> bool {
+        matches!(
+            self.state,
+            Some(InterfaceState::Down) | Some(InterfaceState::Absent)
+        )
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(
+    rename_all = "kebab-case",
+    deny_unknown_fields,
+    expecting = "an mptcp section: a mapping with `address-flags`"
+)]
+pub struct InterfaceMptcp {
+    /// Flags for every eligible address of the interface; `[]` turns MPTCP off on it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub address_flags: Option<MptcpFlags>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum InterfaceType {
+    Ethernet,
+    Veth,
+    Loopback,
+    Dummy,
+    Bond,
+    Vlan,
+    LinuxBridge,
+    Unknown,
+}
+
+impl InterfaceType {
+    pub fn name(self) -> &'static str {
+        match self {
+            InterfaceType::Ethernet => "ethernet",
+            InterfaceType::Veth => "veth",
+            InterfaceType::Loopback => "loopback",
+            InterfaceType::Dummy => "dummy",
+            InterfaceType::Bond => "bond",
+            InterfaceType::Vlan => "vlan",
+            InterfaceType::LinuxBridge => "linux-bridge",
+            InterfaceType::Unknown => "unknown",
+        }
+    }
+
+    /// Types this library configures. The others appear in `show` output and may be
+    /// applied back unchanged.
+    pub fn is_configurable(self) -> bool {
+        matches!(self, InterfaceType::Ethernet | InterfaceType::Veth)
+    }
+}
+
+impl fmt::Display for InterfaceType {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum InterfaceState {
+    Up,
+    Down,
+    Absent,
+}
+
+/// Checks a kernel interface name: 1..=15 bytes, not `.` or `..`, no `/`, `:` or
+/// whitespace (the kernel's `dev_valid_name`, plus `:` which is the alias separator).
+pub fn check_ifname(name: &str) -> Result<(), String> {
+    if name.is_empty() {
+        return Err("the interface name is empty".to_string());
+    }
+    if name.len() > IFNAME_MAX {
+        return Err(format!(
+            "interface name `{name}` is {} bytes long; the kernel allows at most {IFNAME_MAX}",
+            name.len()
+        ));
+    }
+    if name == "." || name == ".." {
+        return Err(format!("`{name}` is not a valid interface name"));
+    }
+    if let Some(c) = name
+        .chars()
+        .find(|c| *c == '/' || *c == ':' || c.is_whitespace() || c.is_control())
+    {
+        return Err(format!(
+            "interface name `{}` contains {}, which the kernel does not allow",
+            name.escape_debug(),
+            match c {
+                '/' => "'/'".to_string(),
+                ':' => "':'".to_string(),
+                c => format!("the character {:?}", c),
+            }
+        ));
+    }
+    Ok(())
+}
+
+fn de_ifname<'de, D: Deserializer<'de>>(d: D) -> Result<String, D::Error> {
+    let name = String::deserialize(d)?;
+    check_ifname(&name).map_err(de::Error::custom)?;
+    Ok(name)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ifnames() {
+        assert!(check_ifname("eth1").is_ok());
+        assert!(check_ifname("a23456789012345").is_ok());
+        assert!(check_ifname("a234567890123456")
+            .unwrap_err()
+            .contains("16 bytes"));
+        assert!(check_ifname("eth/1").unwrap_err().contains("'/'"));
+        assert!(check_ifname("eth:1").unwrap_err().contains("':'"));
+        assert!(check_ifname("eth 1").is_err());
+        assert!(check_ifname("").is_err());
+        assert!(check_ifname("..").is_err());
+    }
+}

@@ -1,0 +1,223 @@
+//! From text to a validated [`NetworkState`].
+//!
+//! JSON or YAML is detected from the first character. Errors name the path of the
+//! offending value (`interfaces[0].mptcp.address-flags[1]`) and its line and column.
+
+use serde::de::DeserializeOwned;
+
+use super::hint::did_you_mean;
+use super::{validate, NetworkState};
+use crate::{Error, Log, Result};
+
+/// Documents larger than this are refused before parsing: a state for a thousand
+/// interfaces is a few hundred kilobytes, and a cap keeps parse time and memory bounded
+/// whatever the caller passes.
+pub const MAX_INPUT_BYTES: usize = 4 * 1024 * 1024;
+
+/// Checks that raw input is UTF-8, with the position of the first bad byte. All faces
+/// that take bytes (C strings, files, stdin) come through here, so they say the same.
+pub fn input_from_bytes(bytes: &[u8]) -> Result<&str> {
+    std::str::from_utf8(bytes).map_err(|e| {
+        Error::invalid(format!(
+            "the input is not valid UTF-8: bad byte at offset {}; save the file as UTF-8",
+            e.valid_up_to()
+        ))
+    })
+}
+
+/// Parses and validates a state document. Nothing outside the library is read.
+pub fn parse(input: &str, log: &Log) -> Result<NetworkState> {
+    if input.len() > MAX_INPUT_BYTES {
+        return Err(Error::invalid(format!(
+            "the input is {} bytes; the limit is {} bytes ({} MiB)",
+            input.len(),
+            MAX_INPUT_BYTES,
+            MAX_INPUT_BYTES / (1024 * 1024)
+        )));
+    }
+    let trimmed = input.trim_start_matches('\u{feff}').trim();
+    if trimmed.is_empty() || trimmed == "---" {
+        return Err(Error::invalid(
+            "the input is empty: give a state, e.g. `interfaces: []`",
+        ));
+    }
+    let state: NetworkState = if trimmed.starts_with('{') || trimmed.starts_with('[') {
+        from_json(trimmed)?
+    } else {
+        from_yaml(input)?
+    };
+    validate(&state, log)?;
+    Ok(state)
+}
+
+fn from_json<T: DeserializeOwned>(input: &str) -> Result<T> {
+    let mut de = serde_json::Deserializer::from_str(input);
+    let value = serde_path_to_error::deserialize(&mut de).map_err(|e| {
+        let path = e.path().to_string();
+        let inner = e.into_inner();
+        let position = (inner.line() > 0).then(|| (inner.line(), inner.column()));
+        let text = inner.to_string();
+        let msg = match position {
+            Some((l, c)) => text
+                .strip_suffix(&format!(" at line {l} column {c}"))
+                .unwrap_or(&text)
+                .to_string(),
+            None => text,
+        };
+        syntax_error("JSON", &path, &msg, position)
+    })?;
+    de.end().map_err(|e| {
+        syntax_error(
+            "JSON",
+            ".",
+            "trailing characters after the document",
+            Some((e.line(), e.column())),
+        )
+    })?;
+    Ok(value)
+}
+
+fn from_yaml<T: DeserializeOwned>(input: &str) -> Result<T> {
+    let de = serde_yaml::Deserializer::from_str(input);
+    serde_path_to_error::deserialize(de).map_err(|e| {
+        let path = e.path().to_string();
+        let inner = e.into_inner();
+        let position = inner.location().map(|l| (l.line(), l.column()));
+        let mut msg = inner.to_string();
+        if let Some((l, c)) = position {
+            if let Some(m) = msg.strip_suffix(&format!(" at line {l} column {c}")) {
+                msg = m.to_string();
+            }
+        }
+        // serde_yaml prefixes its own, coarser path ("interfaces[0]: ..."); the path from
+        // serde_path_to_error is exact, so drop serde_yaml's.
+        if let Some((prefix, rest)) = msg.split_once(": ") {
+            if !prefix.contains(' ') && path.starts_with(prefix) {
+                msg = rest.to_string();
+            }
+        }
+        syntax_error("YAML", &path, &msg, position)
+    })
+}
+
+fn syntax_error(format: &str, path: &str, msg: &str, position: Option<(usize, usize)>) -> Error {
+    let mut text = String::new();
+    if path != "." && !path.is_empty() {
+        text.push_str(path);
+        text.push_str(": ");
+    }
+    text.push_str(&explain(msg));
+    if let Some(hint) = did_you_mean(msg) {
+        text.push_str(&hint);
+    }
+    if let Some((l, c)) = position {
+        text.push_str(&format!(" ({format} line {l}, column {c})"));
+    }
+    Error::invalid(text)
+}
+
+/// Rewords the parser messages that say what went wrong but not what to do.
+fn explain(msg: &str) -> String {
+    if msg.starts_with("recursion limit exceeded") {
+        "the document is nested too deeply (a state is a few levels deep)".to_string()
+    } else if msg.starts_with("repetition limit exceeded") {
+        "the document expands YAML aliases too often (alias bomb?); write it without aliases"
+            .to_string()
+    } else if msg.contains("more than one document") {
+        "the input holds several YAML documents; give one state".to_string()
+    } else {
+        msg.to_string()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ErrorKind;
+
+    fn err(input: &str) -> String {
+        let e = parse(input, &Log::new()).unwrap_err();
+        assert_eq!(e.kind(), ErrorKind::InvalidArgument, "{e}");
+        e.msg().to_string()
+    }
+
+    const SEED: &str = "---
+interfaces:
+  - name: eth1
+    type: ethernet
+    state: up
+    mptcp:
+      address-flags:
+        - subflow
+        - signal
+    ipv4:
+      enabled: true
+      dhcp: false
+      address:
+        - ip: 192.0.2.2
+          prefix-length: 24
+";
+
+    #[test]
+    fn seed_parses() {
+        let s = parse(SEED, &Log::new()).unwrap();
+        assert_eq!(s.interfaces.len(), 1);
+        assert_eq!(s.interfaces[0].address_flags().unwrap().kernel_bits(), 0b11);
+    }
+
+    #[test]
+    fn json_and_yaml_agree() {
+        let json = r#"{"interfaces":[{"name":"eth1","type":"ethernet","state":"up",
+            "mptcp":{"address-flags":["subflow","signal"]},
+            "ipv4":{"enabled":true,"dhcp":false,"address":[{"ip":"192.0.2.2","prefix-length":24}]}}]}"#;
+        assert_eq!(
+            parse(json, &Log::new()).unwrap(),
+            parse(SEED, &Log::new()).unwrap()
+        );
+    }
+
+    #[test]
+    fn yaml_error_has_exact_path_and_position() {
+        let m =
+            err("interfaces:\n  - name: eth1\n    mptcp:\n      address-flags: [subflow, bogus]\n");
+        assert!(
+            m.starts_with("interfaces[0].mptcp.address-flags[1]: unknown variant `bogus`"),
+            "{m}"
+        );
+        assert!(m.ends_with("(YAML line 4, column 32)"), "{m}");
+    }
+
+    #[test]
+    fn json_error_has_exact_path_and_position() {
+        let m = err(r#"{"interfaces": [{"name": "eth1", "ipv4": {"adress": []}}]}"#);
+        assert!(
+            m.starts_with("interfaces[0].ipv4.adress: unknown field `adress`"),
+            "{m}"
+        );
+        assert!(m.contains("did you mean `address`?"), "{m}");
+        assert!(m.contains("JSON line 1"), "{m}");
+    }
+
+    #[test]
+    fn custom_errors_get_the_field_path() {
+        let m = err("interfaces:\n  - name: eth1\n    ipv4:\n      address:\n        - ip: 192.0.2.1\n          prefix-length: 33\n");
+        assert!(
+            m.starts_with("interfaces[0].ipv4.address[0].prefix-length: prefix-length 33"),
+            "{m}"
+        );
+    }
+
+    #[test]
+    fn empty_and_oversized() {
+        assert!(err("").contains("empty"));
+        assert!(err("  \n---\n").contains("empty"));
+        let big = format!("interfaces: []\n#{}\n", "x".repeat(MAX_INPUT_BYTES));
+        assert!(err(&big).contains("limit"));
+    }
+
+    #[test]
+    fn bad_utf8() {
+        let e = input_from_bytes(b"interfaces: \xff\n").unwrap_err();
+        assert!(e.msg().contains("offset 12"), "{e}");
+    }
+}
