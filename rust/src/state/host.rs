@@ -1,7 +1,8 @@
 //! The top-level `mptcp:` section: host-wide knobs of the network namespace.
 //! nmstate has none; `ip mptcp limits` and `sysctl net.mptcp.enabled` are what users know.
 
-use serde::de::{self, Deserializer};
+use super::de::{int_in_range, map_only};
+use serde::de::Deserializer;
 use serde::{Deserialize, Serialize};
 
 /// The kernel's maximum for both limits (`MPTCP_PM_ADDR_MAX`-independent, see
@@ -9,11 +10,7 @@ use serde::{Deserialize, Serialize};
 pub const MPTCP_LIMIT_MAX: u32 = 8;
 
 #[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
-#[serde(
-    rename_all = "kebab-case",
-    deny_unknown_fields,
-    expecting = "an mptcp section: a mapping with `enabled` and `limits`"
-)]
+#[serde(rename_all = "kebab-case", deny_unknown_fields, remote = "Self")]
 pub struct HostMptcp {
     /// `net.mptcp.enabled` of the network namespace.
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -22,12 +19,13 @@ pub struct HostMptcp {
     pub limits: Option<MptcpLimits>,
 }
 
+map_only!(
+    HostMptcp,
+    "an mptcp section: a mapping with `enabled` and `limits`"
+);
+
 #[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
-#[serde(
-    rename_all = "kebab-case",
-    deny_unknown_fields,
-    expecting = "mptcp limits: a mapping with `subflows` and `add-addr-accepted`"
-)]
+#[serde(rename_all = "kebab-case", deny_unknown_fields, remote = "Self")]
 pub struct MptcpLimits {
     /// Maximum additional subflows per MPTCP connection.
     #[serde(
@@ -45,14 +43,13 @@ pub struct MptcpLimits {
     pub add_addr_accepted: Option<u32>,
 }
 
-fn de_limit<'de, D: Deserializer<'de>>(d: D, what: &str) -> Result<Option<u32>, D::Error> {
-    let v = i64::deserialize(d)?;
-    if !(0..=i64::from(MPTCP_LIMIT_MAX)).contains(&v) {
-        return Err(de::Error::custom(format!(
-            "{what} is {v}; the kernel takes 0..{MPTCP_LIMIT_MAX}"
-        )));
-    }
-    Ok(Some(v as u32))
+map_only!(
+    MptcpLimits,
+    "mptcp limits: a mapping with `subflows` and `add-addr-accepted`"
+);
+
+fn de_limit<'de, D: Deserializer<'de>>(d: D, what: &'static str) -> Result<Option<u32>, D::Error> {
+    int_in_range(d, 0, i64::from(MPTCP_LIMIT_MAX), what).map(|v| Some(v as u32))
 }
 
 fn de_subflows<'de, D: Deserializer<'de>>(d: D) -> Result<Option<u32>, D::Error> {

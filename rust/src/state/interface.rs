@@ -2,6 +2,7 @@
 
 use std::fmt;
 
+use super::de::map_only;
 use serde::de::{self, Deserializer};
 use serde::{Deserialize, Serialize};
 
@@ -12,11 +13,7 @@ use super::ip::{AddrRef, Ipv4Config, Ipv6Config};
 pub const IFNAME_MAX: usize = 15;
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(
-    rename_all = "kebab-case",
-    deny_unknown_fields,
-    expecting = "an interface: a mapping with at least `name`"
-)]
+#[serde(rename_all = "kebab-case", deny_unknown_fields, remote = "Self")]
 pub struct Interface {
     #[serde(deserialize_with = "de_ifname")]
     pub name: String,
@@ -31,6 +28,8 @@ pub struct Interface {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub ipv6: Option<Ipv6Config>,
 }
+
+map_only!(Interface, "an interface: a mapping with at least `name`");
 
 impl Interface {
     /// `mptcp.address-flags`, when the state gives it.
@@ -71,16 +70,17 @@ impl Interface {
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
-#[serde(
-    rename_all = "kebab-case",
-    deny_unknown_fields,
-    expecting = "an mptcp section: a mapping with `address-flags`"
-)]
+#[serde(rename_all = "kebab-case", deny_unknown_fields, remote = "Self")]
 pub struct InterfaceMptcp {
     /// Flags for every eligible address of the interface; `[]` turns MPTCP off on it.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub address_flags: Option<MptcpFlags>,
 }
+
+map_only!(
+    InterfaceMptcp,
+    "an mptcp section: a mapping with `address-flags`"
+);
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]

@@ -3,17 +3,14 @@
 use std::fmt;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
+use super::de::{int_in_range, map_only};
 use serde::de::{self, Deserializer};
 use serde::{Deserialize, Serialize};
 
 use super::flags::MptcpFlags;
 
 #[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
-#[serde(
-    rename_all = "kebab-case",
-    deny_unknown_fields,
-    expecting = "an ipv4 section: a mapping with `enabled`, `dhcp`, `address`"
-)]
+#[serde(rename_all = "kebab-case", deny_unknown_fields, remote = "Self")]
 pub struct Ipv4Config {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub enabled: Option<bool>,
@@ -23,12 +20,13 @@ pub struct Ipv4Config {
     pub address: Option<Vec<Ipv4Address>>,
 }
 
+map_only!(
+    Ipv4Config,
+    "an ipv4 section: a mapping with `enabled`, `dhcp`, `address`"
+);
+
 #[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
-#[serde(
-    rename_all = "kebab-case",
-    deny_unknown_fields,
-    expecting = "an ipv6 section: a mapping with `enabled`, `dhcp`, `autoconf`, `address`"
-)]
+#[serde(rename_all = "kebab-case", deny_unknown_fields, remote = "Self")]
 pub struct Ipv6Config {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub enabled: Option<bool>,
@@ -40,12 +38,13 @@ pub struct Ipv6Config {
     pub address: Option<Vec<Ipv6Address>>,
 }
 
+map_only!(
+    Ipv6Config,
+    "an ipv6 section: a mapping with `enabled`, `dhcp`, `autoconf`, `address`"
+);
+
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(
-    rename_all = "kebab-case",
-    deny_unknown_fields,
-    expecting = "an address: a mapping with `ip` and `prefix-length`"
-)]
+#[serde(rename_all = "kebab-case", deny_unknown_fields, remote = "Self")]
 pub struct Ipv4Address {
     #[serde(deserialize_with = "de_ipv4")]
     pub ip: Ipv4Addr,
@@ -55,12 +54,13 @@ pub struct Ipv4Address {
     pub mptcp_flags: Option<MptcpFlags>,
 }
 
+map_only!(
+    Ipv4Address,
+    "an address: a mapping with `ip` and `prefix-length`"
+);
+
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(
-    rename_all = "kebab-case",
-    deny_unknown_fields,
-    expecting = "an address: a mapping with `ip` and `prefix-length`"
-)]
+#[serde(rename_all = "kebab-case", deny_unknown_fields, remote = "Self")]
 pub struct Ipv6Address {
     #[serde(deserialize_with = "de_ipv6")]
     pub ip: Ipv6Addr,
@@ -69,6 +69,11 @@ pub struct Ipv6Address {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub mptcp_flags: Option<MptcpFlags>,
 }
+
+map_only!(
+    Ipv6Address,
+    "an address: a mapping with `ip` and `prefix-length`"
+);
 
 /// An address of either family, as validation and the NM mapping walk them.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -188,23 +193,12 @@ fn de_ipv6<'de, D: Deserializer<'de>>(d: D) -> Result<Ipv6Addr, D::Error> {
     }
 }
 
-fn de_prefix<'de, D: Deserializer<'de>>(d: D, max: u8, family: &str) -> Result<u8, D::Error> {
-    let v = i64::deserialize(d)?;
-    if !(0..=i64::from(max)).contains(&v) {
-        return Err(de::Error::custom(format!(
-            "prefix-length {v} is out of range: an {family} prefix is 0..{max}"
-        )));
-    }
-    // In range 0..=128, so it fits.
-    Ok(v as u8)
-}
-
 fn de_prefix_v4<'de, D: Deserializer<'de>>(d: D) -> Result<u8, D::Error> {
-    de_prefix(d, 32, "IPv4")
+    int_in_range(d, 0, 32, "IPv4 prefix-length").map(|v| v as u8)
 }
 
 fn de_prefix_v6<'de, D: Deserializer<'de>>(d: D) -> Result<u8, D::Error> {
-    de_prefix(d, 128, "IPv6")
+    int_in_range(d, 0, 128, "IPv6 prefix-length").map(|v| v as u8)
 }
 
 #[cfg(test)]
@@ -247,6 +241,9 @@ mod tests {
         let e = serde_json::from_str::<Ipv6Address>(r#"{"ip":"::1","prefix-length":129}"#)
             .unwrap_err()
             .to_string();
-        assert!(e.contains("0..128"), "{e}");
+        assert!(
+            e.contains("IPv6 prefix-length 129 is out of range: it must be 0..128"),
+            "{e}"
+        );
     }
 }

@@ -3,6 +3,7 @@
 //! `Option` everywhere means "leave as it is" (SPEC 2.1). Parsing checks every rule that
 //! needs no live system; [`parse`] is the only way in from text.
 
+mod de;
 mod flags;
 mod hint;
 mod host;
@@ -12,6 +13,8 @@ mod parse;
 mod validate;
 
 use serde::{Deserialize, Serialize};
+
+use de::map_only;
 
 pub use flags::{MptcpFlag, MptcpFlags};
 pub use host::{HostMptcp, MptcpLimits, MPTCP_LIMIT_MAX};
@@ -24,11 +27,7 @@ pub use validate::{effective_flags, validate, MAX_ENDPOINTS};
 
 /// A whole state document.
 #[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
-#[serde(
-    rename_all = "kebab-case",
-    deny_unknown_fields,
-    expecting = "a network state: a mapping with `interfaces` and/or `mptcp`"
-)]
+#[serde(rename_all = "kebab-case", deny_unknown_fields, remote = "Self")]
 pub struct NetworkState {
     /// Host-wide MPTCP knobs; absent leaves them untouched.
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -36,6 +35,11 @@ pub struct NetworkState {
     #[serde(default)]
     pub interfaces: Vec<Interface>,
 }
+
+map_only!(
+    NetworkState,
+    "a network state: a mapping with `interfaces` and/or `mptcp`"
+);
 
 /// The text form of a state.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]

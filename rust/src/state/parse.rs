@@ -12,7 +12,7 @@ use crate::{Error, Log, Result};
 /// Documents larger than this are refused before parsing: a state for a thousand
 /// interfaces is a few hundred kilobytes, and a cap keeps parse time and memory bounded
 /// whatever the caller passes.
-pub const MAX_INPUT_BYTES: usize = 4 * 1024 * 1024;
+pub const MAX_INPUT_BYTES: usize = 2 * 1024 * 1024;
 
 /// Checks that raw input is UTF-8, with the position of the first bad byte. All faces
 /// that take bytes (C strings, files, stdin) come through here, so they say the same.
@@ -55,7 +55,7 @@ fn from_json<T: DeserializeOwned>(input: &str) -> Result<T> {
     let value = serde_path_to_error::deserialize(&mut de).map_err(|e| {
         let path = e.path().to_string();
         let inner = e.into_inner();
-        let position = (inner.line() > 0).then(|| (inner.line(), inner.column()));
+        let position = (inner.line() > 0).then(|| (inner.line(), inner.column().max(1)));
         let text = inner.to_string();
         let msg = match position {
             Some((l, c)) => text
@@ -77,7 +77,68 @@ fn from_json<T: DeserializeOwned>(input: &str) -> Result<T> {
     Ok(value)
 }
 
+/// The deepest flow nesting (`[`, `{`) a YAML state may have. The schema needs five
+/// levels; the YAML parser's time grows with the square of the depth, and it parses the
+/// whole document before the deserializer's own recursion limit can stop it, so deeper
+/// input is refused before parsing.
+const MAX_YAML_FLOW_DEPTH: usize = 64;
+
+/// The deepest flow nesting of a YAML text, skipping quoted scalars and comments. One
+/// linear pass; a bracket inside a plain scalar counts, which can only over-estimate.
+fn yaml_flow_depth(input: &str) -> usize {
+    let (mut depth, mut max) = (0usize, 0usize);
+    let mut chars = input.chars().peekable();
+    let mut prev_blank = true;
+    while let Some(c) = chars.next() {
+        match c {
+            '[' | '{' => {
+                depth += 1;
+                max = max.max(depth);
+            }
+            ']' | '}' => depth = depth.saturating_sub(1),
+            '#' if prev_blank => {
+                for c in chars.by_ref() {
+                    if c == '\n' {
+                        break;
+                    }
+                }
+            }
+            '"' => {
+                while let Some(c) = chars.next() {
+                    match c {
+                        '\\' => {
+                            chars.next();
+                        }
+                        '"' => break,
+                        _ => {}
+                    }
+                }
+            }
+            '\'' => {
+                while let Some(c) = chars.next() {
+                    if c == '\'' {
+                        if chars.peek() == Some(&'\'') {
+                            chars.next();
+                        } else {
+                            break;
+                        }
+                    }
+                }
+            }
+            _ => {}
+        }
+        prev_blank = c.is_whitespace() || c == '[' || c == '{' || c == ',';
+    }
+    max
+}
+
 fn from_yaml<T: DeserializeOwned>(input: &str) -> Result<T> {
+    if yaml_flow_depth(input) > MAX_YAML_FLOW_DEPTH {
+        return Err(Error::invalid(format!(
+            "the document is nested too deeply: more than {MAX_YAML_FLOW_DEPTH} levels of \
+             `[`/`{{` (a state is a few levels deep)"
+        )));
+    }
     let de = serde_yaml::Deserializer::from_str(input);
     serde_path_to_error::deserialize(de).map_err(|e| {
         let path = e.path().to_string();
@@ -101,6 +162,12 @@ fn from_yaml<T: DeserializeOwned>(input: &str) -> Result<T> {
 }
 
 fn syntax_error(format: &str, path: &str, msg: &str, position: Option<(usize, usize)>) -> Error {
+    // serde_path_to_error writes `?` for a segment it could not name (a syntax error
+    // before the key was read): keep the part of the path that is known.
+    let path = match path.find(".?").or_else(|| path.find('?')) {
+        Some(i) => &path[..i],
+        None => path,
+    };
     let mut text = String::new();
     if path != "." && !path.is_empty() {
         text.push_str(path);
@@ -202,7 +269,9 @@ interfaces:
     fn custom_errors_get_the_field_path() {
         let m = err("interfaces:\n  - name: eth1\n    ipv4:\n      address:\n        - ip: 192.0.2.1\n          prefix-length: 33\n");
         assert!(
-            m.starts_with("interfaces[0].ipv4.address[0].prefix-length: prefix-length 33"),
+            m.starts_with(
+                "interfaces[0].ipv4.address[0].prefix-length: IPv4 prefix-length 33 is out"
+            ),
             "{m}"
         );
     }
@@ -213,6 +282,13 @@ interfaces:
         assert!(err("  \n---\n").contains("empty"));
         let big = format!("interfaces: []\n#{}\n", "x".repeat(MAX_INPUT_BYTES));
         assert!(err(&big).contains("limit"));
+    }
+
+    #[test]
+    fn flow_depth_skips_quotes_and_comments() {
+        assert_eq!(yaml_flow_depth("a: [[1], {b: [2]}]"), 3);
+        assert_eq!(yaml_flow_depth("a: \"[[[[\" # [[[[\nb: '[[''[' ['x']"), 1);
+        assert!(err(&format!("a: {}", "[".repeat(100_000))).contains("nested too deeply"));
     }
 
     #[test]
