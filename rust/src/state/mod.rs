@@ -22,7 +22,7 @@ pub use interface::{
     check_ifname, Interface, InterfaceMptcp, InterfaceState, InterfaceType, IFNAME_MAX,
 };
 pub use ip::{ineligibility, AddrRef, Ipv4Address, Ipv4Config, Ipv6Address, Ipv6Config};
-pub use parse::{input_from_bytes, parse, MAX_INPUT_BYTES};
+pub use parse::{input_from_bytes, input_too_large, parse, MAX_INPUT_BYTES};
 pub use validate::{effective_flags, validate, MAX_ENDPOINTS};
 
 /// A whole state document.

@@ -25,15 +25,23 @@ pub fn input_from_bytes(bytes: &[u8]) -> Result<&str> {
     })
 }
 
+/// The error for an input over [`MAX_INPUT_BYTES`]; `size` is `None` when a stream was
+/// cut at the limit and its whole size is unknown.
+pub fn input_too_large(size: Option<u64>) -> Error {
+    let size = match size {
+        Some(n) => format!("{n} bytes"),
+        None => format!("more than {MAX_INPUT_BYTES} bytes"),
+    };
+    Error::invalid(format!(
+        "the input is {size}; the limit is {MAX_INPUT_BYTES} bytes ({} MiB)",
+        MAX_INPUT_BYTES / (1024 * 1024)
+    ))
+}
+
 /// Parses and validates a state document. Nothing outside the library is read.
 pub fn parse(input: &str, log: &Log) -> Result<NetworkState> {
     if input.len() > MAX_INPUT_BYTES {
-        return Err(Error::invalid(format!(
-            "the input is {} bytes; the limit is {} bytes ({} MiB)",
-            input.len(),
-            MAX_INPUT_BYTES,
-            MAX_INPUT_BYTES / (1024 * 1024)
-        )));
+        return Err(input_too_large(Some(input.len() as u64)));
     }
     let trimmed = input.trim_start_matches('\u{feff}').trim();
     if trimmed.is_empty() || trimmed == "---" {

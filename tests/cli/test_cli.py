@@ -1,0 +1,123 @@
+"""mptcpstatectl: format, gc, version, exit codes, and the shared bad-input table."""
+import importlib.util
+import json
+import os
+import pathlib
+import subprocess
+import time
+
+import pytest
+
+ROOT = pathlib.Path(__file__).resolve().parents[2]
+
+
+
+def _load_table():
+    spec = importlib.util.spec_from_file_location(
+        "materialize", ROOT / "tests" / "fixtures" / "bad" / "materialize.py"
+    )
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod.load_cases()
+
+
+CASES = _load_table()
+
+
+def run(cli, *args, stdin=None):
+    return subprocess.run([cli, *args], input=stdin, capture_output=True)
+
+
+def test_format_seed_canonical_yaml_and_json(cli, seed_yaml):
+    out = run(cli, "format", "-", stdin=seed_yaml.encode())
+    assert out.returncode == 0, out.stderr
+    text = out.stdout.decode()
+    assert text.startswith("---\n")
+    assert "address-flags:\n    - signal\n    - subflow\n" in text
+    # The canonical output is itself valid input and a fixed point.
+    again = run(cli, "format", "-", stdin=out.stdout)
+    assert again.stdout == out.stdout
+    js = run(cli, "format", "--json", "-", stdin=seed_yaml.encode())
+    doc = json.loads(js.stdout)
+    assert doc["interfaces"][0]["mptcp"]["address-flags"] == ["signal", "subflow"]
+
+
+def test_gc_seed_gives_mptcp_flags_56(cli, tmp_path, seed_yaml):
+    seed = tmp_path / "seed.yml"
+    seed.write_text(seed_yaml)
+    out = run(cli, "gc", "--json", str(seed))
+    assert out.returncode == 0, out.stderr
+    (name, keyfile), = json.loads(out.stdout)["NetworkManager"]
+    assert name == "eth1.nmconnection"
+    assert "mptcp-flags=56\n" in keyfile
+    assert "address1=192.0.2.2/24\n" in keyfile
+    # Deterministic to the byte.
+    assert run(cli, "gc", "--json", str(seed)).stdout == out.stdout
+    d = tmp_path / "out"
+    written = run(cli, "gc", "--write-dir", str(d), str(seed))
+    assert written.returncode == 0, written.stderr
+    f = d / "eth1.nmconnection"
+    assert f.read_text() == keyfile
+    assert oct(f.stat().st_mode & 0o777) == "0o600"
+
+
+def test_warnings_always_shown_and_verbose_log(cli):
+    state = b"interfaces:\n- name: eth1\n  mptcp: {address-flags: [subflow]}\n  ipv6:\n    address: [{ip: fe80::1, prefix-length: 64}]\n"
+    out = run(cli, "format", "-", stdin=state)
+    assert out.returncode == 0
+    assert b"WARN" in out.stderr and b"fe80::1 is link-local" in out.stderr
+
+
+def test_version(cli):
+    out = run(cli, "version")
+    assert out.returncode == 0
+    cargo = (ROOT / "Cargo.toml").read_text()
+    assert f'version = "{out.stdout.decode().strip()}"' in cargo
+
+
+def test_usage_errors_are_invalid_argument(cli):
+    assert run(cli, "no-such-command").returncode == 1
+    assert run(cli, "format").returncode == 1
+    assert run(cli, "--help").returncode == 0
+
+
+def test_unreadable_file_is_one_line(cli, tmp_path):
+    out = run(cli, "format", str(tmp_path / "missing.yml"))
+    assert out.returncode == 1
+    lines = out.stderr.decode().strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("mptcpstatectl: InvalidArgument: cannot read")
+
+
+CODES = {
+    "InvalidArgument": 1, "NotSupported": 2, "PermissionDenied": 3, "NetworkManager": 4,
+    "Kernel": 5, "Verification": 6, "Timeout": 7, "Busy": 8, "Bug": 9,
+}
+
+
+@pytest.mark.parametrize("case", CASES, ids=[c["name"] for c in CASES])
+@pytest.mark.parametrize("command", ["format", "gc"])
+def test_bad_input(cli, tmp_path, case, command):
+    path = tmp_path / "input"
+    path.write_bytes(case["data"])
+    start = time.monotonic()
+    proc = subprocess.Popen([cli, command, str(path)], stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    out, err = proc.communicate(timeout=30)
+    took = time.monotonic() - start
+    assert proc.returncode == CODES[case["kind"]], err
+    msg = err.decode()
+    lines = msg.strip().splitlines()
+    assert lines[-1].startswith(f"mptcpstatectl: {case['kind']}: "), msg
+    for want in case["message"]:
+        assert want in lines[-1], f"{want!r} not in {lines[-1]!r}"
+    assert took < 1.0, f"took {took:.2f} s"
+
+
+@pytest.mark.parametrize("case", CASES, ids=[c["name"] for c in CASES])
+def test_bad_input_memory(cli, tmp_path, case):
+    """No input makes the tool use more than 100 MB."""
+    path = tmp_path / "input"
+    path.write_bytes(case["data"])
+    pid = os.spawnv(os.P_NOWAIT, cli, [cli, "gc", str(path)])
+    _, status, usage = os.wait4(pid, 0)
+    assert os.waitstatus_to_exitcode(status) == CODES[case["kind"]]
+    assert usage.ru_maxrss < 100 * 1024, f"peak RSS {usage.ru_maxrss} KiB"
