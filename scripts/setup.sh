@@ -1,0 +1,30 @@
+#!/usr/bin/env bash
+# Installs what building and testing mptcpstate needs on a fresh Debian machine (root).
+# Idempotent: packages already there are not fetched again.
+set -euo pipefail
+
+apt_pkgs=(network-manager dbus iproute2 valgrind pkg-config gcc make util-linux binutils)
+missing=()
+for p in "${apt_pkgs[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if ((${#missing[@]})); then
+  echo "setup: installing ${missing[*]}"
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -qq
+  # network-manager pulls systemd and udev; no service starts where PID 1 is not systemd,
+  # and the tests run their own NetworkManager in private namespaces only.
+  apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
+
+py_missing=()
+python3 -c 'import pytest' 2>/dev/null || py_missing+=(pytest)
+command -v maturin >/dev/null 2>&1 || python3 -c 'import maturin' 2>/dev/null || py_missing+=("maturin>=1.8,<2")
+if ((${#py_missing[@]})); then
+  echo "setup: pip installing ${py_missing[*]}"
+  python3 -m pip install -q "${py_missing[@]}"
+fi
+
+command -v cargo >/dev/null || { echo "setup: cargo is required (rustup)"; exit 1; }
+rustup component list --installed 2>/dev/null | grep -q '^clippy' || rustup component add clippy rustfmt >/dev/null 2>&1 || true
+echo "setup: ok"
