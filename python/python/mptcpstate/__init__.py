@@ -1,0 +1,54 @@
+"""mptcpstate: declarative MultiPath TCP configuration for Linux.
+
+The desired state is nmstate's schema (a dict, or JSON or YAML as str or bytes)::
+
+    import mptcpstate
+
+    state = {"interfaces": [{"name": "eth1",
+                             "mptcp": {"address-flags": ["subflow", "signal"]}}]}
+    print(mptcpstate.format(state))
+    files = mptcpstate.generate_configurations(state)["NetworkManager"]
+
+Errors are ``MptcpStateError`` subclasses (see ``mptcpstate.errors``). Log records go to
+the ``logging`` logger ``"mptcpstate"`` at their levels (the library's trace level is
+``TRACE`` = 5, below ``DEBUG``); each record carries ``target``, the part of the
+library that wrote it, and ``core_time``, when it was written. The calls release the
+GIL while they work.
+"""
+
+import logging as _logging
+
+from ._native import __version__, format, generate_configurations
+from .errors import (
+    BugError,
+    BusyError,
+    InvalidArgumentError,
+    KernelError,
+    MptcpStateError,
+    NetworkManagerError,
+    NotSupportedError,
+    PermissionDeniedError,
+    TimeoutError,
+    VerificationError,
+)
+
+__all__ = [
+    "__version__",
+    "format",
+    "generate_configurations",
+    "MptcpStateError",
+    "InvalidArgumentError",
+    "NotSupportedError",
+    "PermissionDeniedError",
+    "NetworkManagerError",
+    "KernelError",
+    "VerificationError",
+    "TimeoutError",
+    "BusyError",
+    "BugError",
+]
+
+# The library's trace records are logged at 5 (DEBUG - 5). Name the level, unless the
+# application already has.
+if _logging.getLevelName(5) == "Level 5":
+    _logging.addLevelName(5, "TRACE")
