@@ -1,0 +1,39 @@
+#!/usr/bin/env bash
+# The whole test suite, on a fresh Debian machine (root). Installs what it needs first.
+#
+#   scripts/test.sh
+#
+# Rust (fmt, clippy, unit + integration tests), the C library under valgrind, the
+# Python package, the CLI, and the tests against a real NetworkManager in private
+# network namespaces (tests/harness). pytest runs last and prints the closing summary.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+step() { printf '\n=== %s\n' "$*"; }
+
+step "setup"
+bash scripts/setup.sh
+
+# Sandboxes left by an earlier run that was killed: the harness removes those whose
+# owner is gone (only its own, by name and recorded PID).
+python3 tests/harness/nmsandbox.py sweep >/dev/null || true
+
+step "rust: fmt, clippy"
+cargo fmt --all -- --check
+cargo clippy --workspace --all-targets -q -- -D warnings
+
+step "rust: tests (includes the stale-header check of include/mptcpstate.h)"
+cargo test --workspace -q
+
+step "release builds: CLI"
+cargo build --release -q -p mptcpstatectl
+
+step "C: install into build/prefix, tests under valgrind"
+make -s -C tests/c check
+
+step "python: build and install the wheel"
+bash python/build.sh
+
+step "pytest: harness, CLI, NetworkManager, Python"
+export MPTCPSTATE_REQUIRE_NM=1
+python3 -m pytest -q -p no:cacheprovider tests/harness tests/cli tests/nm tests/python
