@@ -177,6 +177,40 @@ enum mptcpstate_result mptcpstate_generate_configurations(uint32_t flags,
                                                           char **err_msg);
 
 /**
+ * Reads the current state: every interface of the calling thread's network namespace
+ * (sorted by name) with its addresses and their MPTCP endpoint flags, and the host-wide
+ * MPTCP knobs; from the kernel over netlink and NetworkManager over D-Bus, or the kernel
+ * only with `MPTCPSTATE_FLAG_KERNEL_ONLY`. The output is valid input: applying it
+ * unchanged changes nothing.
+ *
+ * - `flags`: `MPTCPSTATE_FLAG_KERNEL_ONLY`, `MPTCPSTATE_FLAG_YAML_OUTPUT` (YAML instead
+ *   of JSON); the other defined flags are ignored; undefined bits return
+ *   `MPTCPSTATE_RESULT_INVALID_ARGUMENT`.
+ * - `state`: receives the state on success. Required: NULL returns
+ *   `MPTCPSTATE_RESULT_INVALID_ARGUMENT`.
+ * - `log`: receives the log records of this call, a JSON array of
+ *   `{"time","level","target","message"}`, on success and on error. May be NULL.
+ * - `err_kind`, `err_msg`: on error, receive the kind's name and a message; NULL on
+ *   success. Each may be NULL.
+ *
+ * Errors: `MPTCPSTATE_RESULT_NETWORK_MANAGER` when NetworkManager is not running (use
+ * `MPTCPSTATE_FLAG_KERNEL_ONLY` on hosts without it), `MPTCPSTATE_RESULT_NOT_SUPPORTED`
+ * for NetworkManager older than 1.40, `MPTCPSTATE_RESULT_PERMISSION_DENIED` without
+ * CAP_NET_ADMIN (reading MPTCP endpoints needs it), `MPTCPSTATE_RESULT_KERNEL`.
+ *
+ * Every non-NULL out-parameter is set to NULL on entry. Every string returned is owned
+ * by the caller and must be freed with `mptcpstate_cstring_free`.
+ *
+ * # Safety
+ * Each out-parameter is NULL or valid for writing a `char *`.
+ */
+enum mptcpstate_result mptcpstate_show(uint32_t flags,
+                                       char **state,
+                                       char **log,
+                                       char **err_kind,
+                                       char **err_msg);
+
+/**
  * Frees a string returned by this library.
  *
  * Ownership: `s` must be a string that a `mptcpstate_*` function returned through an

@@ -25,8 +25,9 @@ cargo clippy --workspace --all-targets -q -- -D warnings
 step "rust: tests (includes the stale-header check of include/mptcpstate.h)"
 cargo test --workspace -q
 
-step "release builds: CLI"
+step "release builds: CLI, kernel_dump example"
 cargo build --release -q -p mptcpstatectl
+cargo build --release -q -p mptcpstate --example kernel_dump
 
 step "C: install into build/prefix, tests under valgrind"
 make -s -C tests/c check
@@ -34,6 +35,6 @@ make -s -C tests/c check
 step "python: build and install the wheel"
 bash python/build.sh
 
-step "pytest: harness, CLI, NetworkManager, Python"
+step "pytest: harness, CLI, kernel, NetworkManager, Python"
 export MPTCPSTATE_REQUIRE_NM=1
-python3 -m pytest -q -p no:cacheprovider tests/harness tests/cli tests/nm tests/python
+python3 -m pytest -q -p no:cacheprovider tests/harness tests/cli tests/kernel tests/nm tests/python

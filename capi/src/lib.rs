@@ -26,6 +26,7 @@ compile_error!("mptcpstate-capi must be built with panic=unwind");
 mod call;
 mod flags;
 mod offline;
+mod query;
 mod result;
 mod strings;
 
@@ -36,6 +37,7 @@ pub use flags::{
     MPTCPSTATE_FLAG_NO_VERIFY, MPTCPSTATE_FLAG_YAML_OUTPUT,
 };
 pub use offline::{mptcpstate_format, mptcpstate_generate_configurations};
+pub use query::mptcpstate_show;
 pub use result::mptcpstate_result;
 pub use strings::mptcpstate_cstring_free;
 

@@ -61,6 +61,21 @@ mod _native {
         Ok(out)
     }
 
+    /// Reads the current state of this process's network namespace: the kernel over
+    /// netlink and, unless `kernel_only`, NetworkManager over D-Bus. Returns the state as
+    /// a dict in the schema's form (valid input to `apply`).
+    #[pyfunction]
+    #[pyo3(signature = (*, kernel_only = false))]
+    fn show(py: Python<'_>, kernel_only: bool) -> PyResult<String> {
+        let opts = mptcpstate::ShowOptions {
+            kernel_only,
+            interfaces: Vec::new(),
+        };
+        run(py, move |log| {
+            mptcpstate::show(&opts, log)?.to_text(OutputFormat::Json)
+        })
+    }
+
     #[pymodule_init]
     fn init(m: &Bound<'_, PyModule>) -> PyResult<()> {
         // The library's version (the core crate's, which is the workspace's).

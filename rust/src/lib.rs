@@ -14,12 +14,17 @@
 mod error;
 mod gen_conf;
 pub mod log;
+pub mod netlink;
 pub mod nm;
+mod query;
+mod runtime;
 pub mod state;
 
 pub use error::{Error, ErrorKind, Result};
 pub use gen_conf::GeneratedConfigs;
 pub use log::{Level, Log, LogRecord};
+pub use query::ShowOptions;
+pub use runtime::Runtime;
 pub use state::{input_from_bytes, parse, NetworkState, OutputFormat};
 
 /// The library's version (the crate version).
@@ -35,4 +40,25 @@ pub fn format(input: &str, output: OutputFormat, log: &Log) -> Result<String> {
 pub fn generate_configurations(input: &str, log: &Log) -> Result<GeneratedConfigs> {
     let state = parse(input, log)?;
     Ok(GeneratedConfigs::from_state(&state, log))
+}
+
+/// Reads the current state of the calling thread's network namespace: the kernel over
+/// netlink and, unless `opts.kernel_only`, NetworkManager over D-Bus.
+pub fn show(opts: &ShowOptions, log: &Log) -> Result<NetworkState> {
+    Runtime::global()?.block_on(show_async(opts, log))?
+}
+
+/// [`show`] for callers that are already async (inside the library's runtime).
+pub async fn show_async(opts: &ShowOptions, log: &Log) -> Result<NetworkState> {
+    let kernel = netlink::read_kernel(log);
+    let nm = async {
+        if opts.kernel_only {
+            return Ok(None);
+        }
+        let conn = nm::query::connect().await?;
+        let only = (!opts.interfaces.is_empty()).then_some(opts.interfaces.as_slice());
+        nm::query::read_nm(&conn, only).await.map(Some)
+    };
+    let (kernel, nm) = futures_util::future::try_join(kernel, nm).await?;
+    Ok(query::merge(&kernel, nm.as_ref(), &opts.interfaces))
 }

@@ -9,7 +9,7 @@ import pytest
 ROOT = pathlib.Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT / "tests" / "harness"))
 
-from nmsandbox import Sandbox  # noqa: E402
+from nmsandbox import Sandbox  # noqa: E402,F401  (re-exported to the tests)
 
 MISSING = [b for b in ("ip", "nmcli", "NetworkManager", "dbus-daemon", "unshare") if shutil.which(b) is None]
 

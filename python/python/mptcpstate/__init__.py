@@ -16,9 +16,12 @@ library that wrote it, and ``core_time``, when it was written. The calls release
 GIL while they work.
 """
 
+import json as _json
 import logging as _logging
+from typing import Any as _Any
 
 from ._native import __version__, format, generate_configurations
+from ._native import show as _show
 from .errors import (
     BugError,
     BusyError,
@@ -36,6 +39,7 @@ __all__ = [
     "__version__",
     "format",
     "generate_configurations",
+    "show",
     "MptcpStateError",
     "InvalidArgumentError",
     "NotSupportedError",
@@ -52,3 +56,12 @@ __all__ = [
 # application already has.
 if _logging.getLevelName(5) == "Level 5":
     _logging.addLevelName(5, "TRACE")
+
+
+def show(*, kernel_only: bool = False) -> dict[str, _Any]:
+    """The current state of this process's network namespace, as a dict in the schema's
+    form: every interface (sorted by name) with its addresses and their MPTCP endpoint
+    flags, and the host-wide ``mptcp`` knobs. Read from the kernel over netlink and, unless
+    ``kernel_only``, from NetworkManager over D-Bus. The result is valid input: applying it
+    unchanged changes nothing."""
+    return _json.loads(_show(kernel_only=kernel_only))

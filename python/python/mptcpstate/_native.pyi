@@ -37,6 +37,9 @@ def generate_configurations(state: dict[str, Any] | str | bytes) -> dict[str, li
     Raises ``InvalidArgumentError`` for bad input.
     """
 
+def show(*, kernel_only: bool = False) -> str:
+    """The current state as JSON text (the package's ``show`` parses it)."""
+
 def _raise_kind(kind: str, message: str) -> NoReturn:
     """Raises the exception a library error of ``kind`` becomes (for tests)."""
 

@@ -50,6 +50,19 @@ enum Command {
         #[arg(long, value_name = "DIR")]
         write_dir: Option<PathBuf>,
     },
+    /// Show the current state: every interface of the network namespace, its addresses
+    /// with their MPTCP endpoint flags, and the host-wide MPTCP knobs.
+    Show {
+        /// Only these interfaces.
+        #[arg(value_name = "IFNAME")]
+        interfaces: Vec<String>,
+        /// Print JSON instead of YAML.
+        #[arg(long)]
+        json: bool,
+        /// Read the kernel only (hosts without NetworkManager).
+        #[arg(long)]
+        kernel: bool,
+    },
     /// Print the library version.
     Version,
 }
@@ -99,6 +112,17 @@ fn run(cli: &Cli, log: &Log) -> Result<(), Error> {
                 Some(dir) => write_keyfiles(dir, &configs.network_manager),
                 None => print(&configs.to_text(output(*json))?),
             }
+        }
+        Command::Show {
+            interfaces,
+            json,
+            kernel,
+        } => {
+            let opts = mptcpstate::ShowOptions {
+                kernel_only: *kernel,
+                interfaces: interfaces.clone(),
+            };
+            print(&mptcpstate::show(&opts, log)?.to_text(output(*json))?)
         }
         Command::Version => print(&format!("{}\n", mptcpstate::VERSION)),
     }
