@@ -19,6 +19,7 @@ pub mod nm;
 mod query;
 mod runtime;
 pub mod state;
+pub mod verify;
 
 pub use error::{Error, ErrorKind, Result};
 pub use gen_conf::GeneratedConfigs;

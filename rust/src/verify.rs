@@ -1,0 +1,389 @@
+//! Does the kernel hold the desired state? The check `apply` polls before it commits,
+//! and what decides that an interface needs no change at all.
+//!
+//! What is checked, per interface the state names: the link exists and is up (for
+//! `state: up`); every desired static address is there and no other configured address is
+//! (when the state lists addresses); one endpoint per eligible address with the desired
+//! flags, and none where MPTCP is off; no endpoint left on a link that goes down or away.
+//! Host knobs: `net.mptcp.enabled` and the limits, when given.
+
+use std::collections::{HashMap, HashSet};
+use std::fmt;
+use std::net::IpAddr;
+
+use crate::netlink::{Address, EndpointFlags, KernelState, Link};
+use crate::state::{ineligibility, HostMptcp, Interface, InterfaceState, MptcpFlags, NetworkState};
+
+/// Where per-address flags come from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Mode {
+    /// NetworkManager holds one flag set per interface: `mptcp.address-flags` applies to
+    /// every eligible address, dynamic ones included; per-address flags are not applied.
+    NetworkManager,
+    /// The library writes endpoints itself: per-address flags are honoured, the
+    /// interface's flags cover the other addresses.
+    KernelOnly,
+}
+
+/// One way in which the kernel differs from the desired state.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Mismatch {
+    /// What differs, e.g. `eth1: 192.0.2.2 mptcp-flags`.
+    pub what: String,
+    pub desired: String,
+    pub current: String,
+}
+
+impl fmt::Display for Mismatch {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "{}: desired {}, current {}",
+            self.what, self.desired, self.current
+        )
+    }
+}
+
+fn mismatch(what: String, desired: impl Into<String>, current: impl Into<String>) -> Mismatch {
+    Mismatch {
+        what,
+        desired: desired.into(),
+        current: current.into(),
+    }
+}
+
+/// Every difference between `desired` and the kernel, in state order.
+pub fn check(desired: &NetworkState, kernel: &KernelState, mode: Mode) -> Vec<Mismatch> {
+    let endpoints = Endpoints::new(kernel);
+    let mut out = Vec::new();
+    if let Some(host) = &desired.mptcp {
+        out.extend(check_host(host, kernel));
+    }
+    for iface in &desired.interfaces {
+        out.extend(check_interface_with(iface, kernel, &endpoints, mode));
+    }
+    out
+}
+
+/// The differences of one interface.
+pub fn check_interface(iface: &Interface, kernel: &KernelState, mode: Mode) -> Vec<Mismatch> {
+    check_interface_with(iface, kernel, &Endpoints::new(kernel), mode)
+}
+
+/// The differences of the host knobs.
+pub fn check_host(host: &HostMptcp, kernel: &KernelState) -> Vec<Mismatch> {
+    let mut out = Vec::new();
+    if let Some(want) = host.enabled {
+        if kernel.mptcp_enabled != Some(want) {
+            out.push(mismatch(
+                "mptcp.enabled".to_string(),
+                want.to_string(),
+                match kernel.mptcp_enabled {
+                    Some(v) => v.to_string(),
+                    None => "no MPTCP in the kernel".to_string(),
+                },
+            ));
+        }
+    }
+    if let Some(limits) = &host.limits {
+        let current = kernel.limits;
+        let pairs = [
+            ("subflows", limits.subflows, current.map(|l| l.subflows)),
+            (
+                "add-addr-accepted",
+                limits.add_addr_accepted,
+                current.map(|l| l.add_addr_accepted),
+            ),
+        ];
+        for (name, want, have) in pairs {
+            if let Some(want) = want {
+                if have != Some(want) {
+                    out.push(mismatch(
+                        format!("mptcp.limits.{name}"),
+                        want.to_string(),
+                        have.map_or("unknown".to_string(), |h| h.to_string()),
+                    ));
+                }
+            }
+        }
+    }
+    out
+}
+
+/// The kernel's configured endpoints by address (implicit ones are not configuration).
+struct Endpoints(HashMap<IpAddr, MptcpFlags>);
+
+impl Endpoints {
+    fn new(kernel: &KernelState) -> Self {
+        Endpoints(
+            kernel
+                .endpoints
+                .iter()
+                .filter(|e| e.flags.bits() & EndpointFlags::IMPLICIT == 0)
+                .map(|e| (e.address, e.flags.mptcp_flags()))
+                .collect(),
+        )
+    }
+
+    fn get(&self, ip: &IpAddr) -> Option<MptcpFlags> {
+        self.0.get(ip).copied()
+    }
+}
+
+fn describe(flags: Option<MptcpFlags>) -> String {
+    match flags {
+        Some(f) if !f.is_empty() => format!("mptcp-flags {f}"),
+        _ => "no endpoint".to_string(),
+    }
+}
+
+fn check_interface_with(
+    iface: &Interface,
+    kernel: &KernelState,
+    endpoints: &Endpoints,
+    mode: Mode,
+) -> Vec<Mismatch> {
+    let name = &iface.name;
+    let mut out = Vec::new();
+    let link = kernel.links.iter().find(|l| l.name == *name);
+    let Some(link) = link else {
+        if iface.state != Some(InterfaceState::Absent) {
+            out.push(mismatch(name.to_string(), "present", "no such interface"));
+        }
+        return out;
+    };
+    let addrs: Vec<&Address> = kernel.addresses_of(link.index).collect();
+
+    if iface.is_going_away() {
+        // NetworkManager removes the endpoints of a profile it deactivates.
+        for a in &addrs {
+            if let Some(f) = endpoints.get(&a.address).filter(|f| !f.is_empty()) {
+                out.push(mismatch(
+                    format!("{name}: {}", a.address),
+                    "no endpoint (interface down)",
+                    describe(Some(f)),
+                ));
+            }
+        }
+        return out;
+    }
+
+    if iface.state == Some(InterfaceState::Up) && !link.is_up() {
+        out.push(mismatch(format!("{name}: state"), "up", "down"));
+    }
+    check_addresses(iface, link, &addrs, &mut out);
+    check_endpoints(iface, &addrs, endpoints, mode, &mut out);
+    out
+}
+
+/// Static addresses: the listed ones are there, and (where a family's list is given) no
+/// other configured address is. Link-local addresses are the kernel's own and dynamic
+/// ones (DHCP, SLAAC) come and go: neither is compared.
+fn check_addresses(iface: &Interface, link: &Link, addrs: &[&Address], out: &mut Vec<Mismatch>) {
+    let name = &link.name;
+    let have: HashSet<(IpAddr, u8)> = addrs.iter().map(|a| (a.address, a.prefix_len)).collect();
+    for want in iface.addresses() {
+        if !have.contains(&(want.ip, want.prefix_length)) {
+            out.push(mismatch(
+                format!("{name}: address {}/{}", want.ip, want.prefix_length),
+                "present",
+                "absent",
+            ));
+        }
+    }
+    let v4_listed = iface
+        .ipv4
+        .as_ref()
+        .and_then(|c| c.address.as_ref())
+        .is_some()
+        || iface
+            .ipv4
+            .as_ref()
+            .is_some_and(|c| c.enabled == Some(false));
+    let v6_listed = iface
+        .ipv6
+        .as_ref()
+        .and_then(|c| c.address.as_ref())
+        .is_some()
+        || iface
+            .ipv6
+            .as_ref()
+            .is_some_and(|c| c.enabled == Some(false));
+    let wanted: HashSet<(IpAddr, u8)> =
+        iface.addresses().map(|a| (a.ip, a.prefix_length)).collect();
+    for a in addrs {
+        let listed = if a.address.is_ipv4() {
+            v4_listed
+        } else {
+            v6_listed
+        };
+        let kernel_own = ineligibility(a.address) == Some("link-local");
+        if listed && !kernel_own && a.is_permanent() && !wanted.contains(&(a.address, a.prefix_len))
+        {
+            out.push(mismatch(
+                format!("{name}: address {}/{}", a.address, a.prefix_len),
+                "absent",
+                "present",
+            ));
+        }
+    }
+}
+
+/// The flags an address of the link should carry, or `None` when the state says
+/// nothing about it.
+fn desired_flags(iface: &Interface, addr: &Address, mode: Mode) -> Option<MptcpFlags> {
+    let iface_flags = iface.address_flags();
+    match mode {
+        Mode::NetworkManager => iface_flags,
+        Mode::KernelOnly => iface
+            .addresses()
+            .find(|a| a.ip == addr.address)
+            .and_then(|a| a.mptcp_flags)
+            .or(iface_flags),
+    }
+}
+
+fn check_endpoints(
+    iface: &Interface,
+    addrs: &[&Address],
+    endpoints: &Endpoints,
+    mode: Mode,
+    out: &mut Vec<Mismatch>,
+) {
+    for a in addrs {
+        if ineligibility(a.address).is_some() || a.is_temporary() {
+            continue;
+        }
+        let Some(want) = desired_flags(iface, a, mode) else {
+            continue;
+        };
+        let have = endpoints.get(&a.address).unwrap_or_default();
+        if have != want {
+            out.push(mismatch(
+                format!("{}: {}", iface.name, a.address),
+                describe(Some(want)),
+                describe(Some(have)),
+            ));
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::netlink::{AddressFlags, AddressScope, Endpoint, Limits, OperState};
+    use crate::state::InterfaceType;
+    use crate::Log;
+
+    fn kernel(endpoints: &[(&str, u32)]) -> KernelState {
+        let addr = |ip: &str, prefix: u8| Address {
+            ifindex: 2,
+            address: ip.parse().unwrap(),
+            prefix_len: prefix,
+            flags: AddressFlags(AddressFlags::PERMANENT),
+            scope: AddressScope::Universe,
+            valid_lft: None,
+            preferred_lft: None,
+        };
+        KernelState {
+            links: vec![Link {
+                index: 2,
+                name: "eth1".into(),
+                iface_type: InterfaceType::Veth,
+                flags: 0x1,
+                oper_state: OperState::Up,
+            }],
+            addresses: vec![
+                addr("192.0.2.2", 24),
+                addr("2001:db8::2", 64),
+                addr("fe80::1", 64),
+            ],
+            mptcp_enabled: Some(true),
+            limits: Some(Limits {
+                subflows: 2,
+                add_addr_accepted: 0,
+            }),
+            endpoints: endpoints
+                .iter()
+                .enumerate()
+                .map(|(i, (ip, flags))| Endpoint {
+                    id: i as u8 + 1,
+                    address: ip.parse().unwrap(),
+                    port: None,
+                    flags: EndpointFlags(*flags),
+                    ifindex: Some(2),
+                })
+                .collect(),
+        }
+    }
+
+    fn desired(yaml: &str) -> NetworkState {
+        crate::state::parse(yaml, &Log::new()).unwrap()
+    }
+
+    const SEED: &str = "interfaces:\n- name: eth1\n  state: up\n  mptcp: {address-flags: [subflow, signal]}\n  ipv4: {address: [{ip: 192.0.2.2, prefix-length: 24}]}\n";
+
+    #[test]
+    fn seed_holds_when_endpoints_match() {
+        // NM mode: the IPv6 address gets the interface's flags too.
+        let k = kernel(&[("192.0.2.2", 3), ("2001:db8::2", 3)]);
+        assert_eq!(check(&desired(SEED), &k, Mode::NetworkManager), vec![]);
+    }
+
+    #[test]
+    fn missing_and_wrong_endpoints_are_named() {
+        let k = kernel(&[("2001:db8::2", 2)]);
+        let m = check(&desired(SEED), &k, Mode::NetworkManager);
+        let text: Vec<String> = m.iter().map(|m| m.to_string()).collect();
+        assert_eq!(
+            text,
+            vec![
+                "eth1: 192.0.2.2: desired mptcp-flags [signal, subflow], current no endpoint",
+                "eth1: 2001:db8::2: desired mptcp-flags [signal, subflow], current mptcp-flags [subflow]",
+            ]
+        );
+    }
+
+    #[test]
+    fn kernel_mode_honours_per_address_flags() {
+        let yaml = "interfaces:\n- name: eth1\n  mptcp: {address-flags: [subflow]}\n  ipv4: {address: [{ip: 192.0.2.2, prefix-length: 24, mptcp-flags: [backup]}]}\n";
+        let k = kernel(&[("192.0.2.2", 4), ("2001:db8::2", 2)]);
+        assert_eq!(check(&desired(yaml), &k, Mode::KernelOnly), vec![]);
+        assert_eq!(check(&desired(yaml), &k, Mode::NetworkManager).len(), 1);
+    }
+
+    #[test]
+    fn off_means_no_endpoint_and_link_local_is_ignored() {
+        let yaml = "interfaces:\n- name: eth1\n  mptcp: {address-flags: []}\n";
+        let k = kernel(&[("fe80::1", 2)]);
+        assert_eq!(check(&desired(yaml), &k, Mode::NetworkManager), vec![]);
+        let k = kernel(&[("192.0.2.2", 2)]);
+        assert_eq!(check(&desired(yaml), &k, Mode::NetworkManager).len(), 1);
+    }
+
+    #[test]
+    fn addresses_and_host_knobs() {
+        let yaml = "mptcp: {enabled: true, limits: {subflows: 4}}\ninterfaces:\n- name: eth1\n  ipv4: {address: [{ip: 192.0.2.3, prefix-length: 24}]}\n- name: eth9\n";
+        let k = kernel(&[]);
+        let text: Vec<String> = check(&desired(yaml), &k, Mode::NetworkManager)
+            .iter()
+            .map(|m| m.to_string())
+            .collect();
+        assert_eq!(
+            text,
+            vec![
+                "mptcp.limits.subflows: desired 4, current 2",
+                "eth1: address 192.0.2.3/24: desired present, current absent",
+                "eth1: address 192.0.2.2/24: desired absent, current present",
+                "eth9: desired present, current no such interface",
+            ]
+        );
+    }
+
+    #[test]
+    fn down_means_no_endpoints_left() {
+        let yaml = "interfaces:\n- name: eth1\n  state: down\n";
+        let k = kernel(&[("192.0.2.2", 2)]);
+        assert_eq!(check(&desired(yaml), &k, Mode::NetworkManager).len(), 1);
+    }
+}
