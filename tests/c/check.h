@@ -85,4 +85,24 @@ static inline int count_of(const char *s, const char *needle) {
     return n;
 }
 
+/* Runs each test, printing one line per test and the closing "N passed, M failed" line;
+ * returns the process exit status. */
+struct test {
+    const char *name;
+    void (*fn)(void);
+};
+
+static inline int run_tests(const char *program, const struct test *tests, size_t n) {
+    setvbuf(stdout, NULL, _IOLBF, 0);
+    int failed = 0;
+    for (size_t i = 0; i < n; i++) {
+        failures = 0;
+        tests[i].fn();
+        printf("%s %s\n", failures ? "FAIL" : "ok  ", tests[i].name);
+        failed += failures != 0;
+    }
+    printf("%s: %zu passed, %d failed\n", program, n - (size_t)failed, failed);
+    return failed ? 1 : 0;
+}
+
 #endif

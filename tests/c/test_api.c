@@ -330,10 +330,7 @@ static void test_free_null(void) {
 }
 
 int main(void) {
-    struct {
-        const char *name;
-        void (*fn)(void);
-    } tests[] = {
+    static const struct test tests[] = {
         {"version", test_version},
         {"format_seed", test_format_seed},
         {"generate_configurations_seed", test_generate_configurations_seed},
@@ -347,15 +344,5 @@ int main(void) {
         {"validation_errors", test_validation_errors},
         {"free_null", test_free_null},
     };
-    setvbuf(stdout, NULL, _IOLBF, 0);
-    int failed = 0;
-    size_t n = sizeof tests / sizeof tests[0];
-    for (size_t i = 0; i < n; i++) {
-        failures = 0;
-        tests[i].fn();
-        printf("%s %s\n", failures ? "FAIL" : "ok  ", tests[i].name);
-        failed += failures != 0;
-    }
-    printf("test_api: %zu passed, %d failed\n", n - (size_t)failed, failed);
-    return failed ? 1 : 0;
+    return run_tests("test_api", tests, sizeof tests / sizeof tests[0]);
 }

@@ -70,25 +70,12 @@ static void test_no_networkmanager(void) {
 }
 
 int main(void) {
-    struct {
-        const char *name;
-        void (*fn)(void);
-    } tests[] = {
+    static const struct test tests[] = {
         {"kernel_only_yaml", test_kernel_only_yaml},
         {"full_json", test_full_json},
         {"show_output_is_valid_input", test_show_output_is_valid_input},
         {"bad_arguments", test_bad_arguments},
         {"no_networkmanager", test_no_networkmanager},
     };
-    setvbuf(stdout, NULL, _IOLBF, 0);
-    int failed = 0;
-    size_t n = sizeof tests / sizeof tests[0];
-    for (size_t i = 0; i < n; i++) {
-        failures = 0;
-        tests[i].fn();
-        printf("%s %s\n", failures ? "FAIL" : "ok  ", tests[i].name);
-        failed += failures != 0;
-    }
-    printf("test_show: %zu passed, %d failed\n", n - (size_t)failed, failed);
-    return failed ? 1 : 0;
+    return run_tests("test_show", tests, sizeof tests / sizeof tests[0]);
 }
