@@ -9,7 +9,7 @@ import sys
 
 import pytest
 
-from conftest import MISSING, Sandbox
+from nmsandbox import Sandbox  # tests/harness, on sys.path through conftest.py
 
 ORDER = ["signal", "subflow", "backup", "fullmesh"]
 
@@ -26,11 +26,7 @@ def canonical(flags):
 
 
 @pytest.fixture(scope="module")
-def sbx():
-    if os.geteuid() != 0 or MISSING:
-        if os.environ.get("MPTCPSTATE_REQUIRE_NM"):
-            pytest.fail("needs root and NetworkManager")
-        pytest.skip("needs root and NetworkManager")
+def sbx(require_nm):
     with Sandbox(["eth1", "eth2", "eth3", "eth4", "eth5"]) as sb:
         for name, (flags, v4, v6, _) in PROFILES.items():
             args = ["connection", "add", "type", "ethernet", "ifname", name, "con-name", name,
@@ -147,11 +143,9 @@ def test_python_show(sbx):
     assert by_name(kernel)["eth2"]["mptcp"]["address-flags"] == ["subflow", "backup"]
 
 
-def test_without_networkmanager(cli):
+def test_without_networkmanager(cli, require_nm):
     """No NetworkManager: full show is a NetworkManager error pointing at kernel-only mode;
     kernel-only show works."""
-    if os.geteuid() != 0:
-        pytest.skip("needs root")
     with Sandbox(["eth1"], nm=False) as sb:
         sb.ip("addr", "add", "192.0.2.9/24", "dev", "eth1")
         sb.ip("mptcp", "endpoint", "add", "192.0.2.9", "dev", "eth1", "subflow")

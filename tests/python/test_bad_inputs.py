@@ -5,7 +5,7 @@ what the table says it must."""
 import pytest
 
 import mptcpstate
-from conftest import REPO, load_module
+from pyshared import REPO, load_module
 
 materialize = load_module(REPO / "tests" / "fixtures" / "bad" / "materialize.py", "materialize")
 CASES = materialize.load_cases()

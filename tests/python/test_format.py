@@ -6,7 +6,7 @@ import json
 import pytest
 
 import mptcpstate
-from conftest import SEED_DICT, SEED_YAML
+from pyshared import SEED_DICT, SEED_YAML
 
 
 def test_seed_example_yaml_is_the_default():

@@ -3,7 +3,7 @@
 import pytest
 
 import mptcpstate
-from conftest import SEED_DICT, SEED_YAML
+from pyshared import SEED_DICT, SEED_YAML
 
 
 def test_seed_example_gives_one_keyfile():

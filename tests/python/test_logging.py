@@ -5,7 +5,7 @@ import logging
 import pytest
 
 import mptcpstate
-from conftest import link_local_state
+from pyshared import link_local_state
 
 
 def records_of(caplog):

@@ -13,12 +13,13 @@ import pytest
 
 import mptcpstate
 from mptcpstate import _native
-from conftest import REPO
+from pyshared import REPO
 
 PUBLIC = {
     "__version__",
     "format",
     "generate_configurations",
+    "show",
     "MptcpStateError",
     "InvalidArgumentError",
     "NotSupportedError",

@@ -7,7 +7,7 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 
 import mptcpstate
-from conftest import link_local_state
+from pyshared import link_local_state
 
 THREADS = 8
 CALLS = 25

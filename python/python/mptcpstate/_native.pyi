@@ -5,6 +5,7 @@ from typing import Any, Final, NoReturn
 __all__ = [
     "format",
     "generate_configurations",
+    "show",
     "_raise_kind",
     "_panic_in_call",
     "__version__",

@@ -1,4 +1,5 @@
-"""Shared data of the Python tests. They run against the installed package
+"""Shared data of the Python tests (a plain module: `from conftest import` is ambiguous
+when several suites with a conftest.py run in one pytest). They run against the installed package
 (python/build.sh builds and installs it)."""
 
 import importlib.util
@@ -8,23 +9,7 @@ REPO = pathlib.Path(__file__).resolve().parents[2]
 
 # The first example of nmstate's MPTCP page: 'subflow' and 'signal' on every address of
 # eth1.
-SEED_YAML = """\
----
-interfaces:
-  - name: eth1
-    type: ethernet
-    state: up
-    mptcp:
-      address-flags:
-        - subflow
-        - signal
-    ipv4:
-      enabled: true
-      dhcp: false
-      address:
-        - ip: 192.0.2.2
-          prefix-length: 24
-"""
+SEED_YAML = (REPO / "tests" / "fixtures" / "seed.yml").read_text()
 
 # The same state as a dict, flags in canonical (kernel) order.
 SEED_DICT = {
