@@ -25,9 +25,9 @@ cargo clippy --workspace --all-targets -q -- -D warnings
 step "rust: tests (includes the stale-header check of include/mptcpstate.h)"
 cargo test --workspace -q
 
-step "release builds: CLI, kernel_dump example"
+step "release builds: CLI, kernel_dump and nm_write examples"
 cargo build --release -q -p mptcpstatectl
-cargo build --release -q -p mptcpstate --example kernel_dump
+cargo build --release -q -p mptcpstate --example kernel_dump --example nm_write
 
 step "C: install into build/prefix, tests under valgrind"
 make -s -C tests/c check

@@ -7,9 +7,9 @@ use std::fmt::Write as _;
 
 use uuid::Uuid;
 
-use super::mptcp::to_nm;
+use super::model::{IpProfile, ProfileModel};
 use crate::log::Level;
-use crate::state::{Interface, InterfaceState, InterfaceType, Ipv4Config, Ipv6Config};
+use crate::state::{Interface, InterfaceState, InterfaceType};
 use crate::{log_at, Log};
 
 /// The namespace of the v5 UUIDs of generated profiles (a fixed, random UUID of this
@@ -51,54 +51,30 @@ pub fn keyfile(iface: &Interface, log: &Log) -> Option<(String, String)> {
     // A veth is an ethernet device to NetworkManager; the profile only binds to it by name.
     let _ = writeln!(out, "type=ethernet");
     let _ = writeln!(out, "interface-name={name}");
-    if iface.state == Some(InterfaceState::Down) {
+    // The same model the D-Bus writer uses (settings.rs): one mapping of a state to NM's
+    // terms. `autoconnect=true` is NM's default, so only `false` is written.
+    let model = ProfileModel::new_profile(iface);
+    if model.autoconnect == Some(false) {
         let _ = writeln!(out, "autoconnect=false");
     }
-    if let Some(flags) = iface.address_flags() {
-        let _ = writeln!(out, "mptcp-flags={}", to_nm(flags));
+    if let Some(flags) = model.mptcp_flags {
+        let _ = writeln!(out, "mptcp-flags={flags}");
     }
     let _ = writeln!(out, "\n[ethernet]");
-    write_ipv4(&mut out, iface.ipv4.as_ref());
-    write_ipv6(&mut out, iface.ipv6.as_ref());
+    write_ip(&mut out, "ipv4", model.ipv4.as_ref());
+    write_ip(&mut out, "ipv6", model.ipv6.as_ref());
     Some((format!("{}.nmconnection", iface.name), out))
 }
 
-fn write_ipv4(out: &mut String, cfg: Option<&Ipv4Config>) {
-    let _ = writeln!(out, "\n[ipv4]");
-    let addrs = cfg.and_then(|c| c.address.as_deref()).unwrap_or_default();
-    for (i, a) in addrs.iter().enumerate() {
-        let _ = writeln!(out, "address{}={}/{}", i + 1, a.ip, a.prefix_length);
+/// An IP section: the addresses, then the method (a new profile always has both
+/// sections; `None` cannot happen here but would print nothing).
+fn write_ip(out: &mut String, section: &str, ip: Option<&IpProfile>) {
+    let Some(ip) = ip else { return };
+    let _ = writeln!(out, "\n[{section}]");
+    for (i, (addr, prefix)) in ip.addresses.iter().enumerate() {
+        let _ = writeln!(out, "address{}={addr}/{prefix}", i + 1);
     }
-    let enabled = cfg.is_some_and(|c| c.enabled != Some(false));
-    let method = if !enabled {
-        "disabled"
-    } else if cfg.is_some_and(|c| c.dhcp == Some(true)) {
-        "auto"
-    } else if addrs.is_empty() {
-        "disabled"
-    } else {
-        "manual"
-    };
-    let _ = writeln!(out, "method={method}");
-}
-
-fn write_ipv6(out: &mut String, cfg: Option<&Ipv6Config>) {
-    let _ = writeln!(out, "\n[ipv6]");
-    let addrs = cfg.and_then(|c| c.address.as_deref()).unwrap_or_default();
-    for (i, a) in addrs.iter().enumerate() {
-        let _ = writeln!(out, "address{}={}/{}", i + 1, a.ip, a.prefix_length);
-    }
-    let enabled = cfg.is_some_and(|c| c.enabled != Some(false));
-    let dhcp = cfg.is_some_and(|c| c.dhcp == Some(true));
-    let autoconf = cfg.is_some_and(|c| c.autoconf == Some(true));
-    let method = match (enabled, autoconf, dhcp, addrs.is_empty()) {
-        (false, ..) => "disabled",
-        (true, true, _, _) => "auto",
-        (true, false, true, _) => "dhcp",
-        (true, false, false, false) => "manual",
-        (true, false, false, true) => "link-local",
-    };
-    let _ = writeln!(out, "method={method}");
+    let _ = writeln!(out, "method={}", ip.method.as_str());
 }
 
 /// NetworkManager holds one flag set per profile: per-address flags that differ from the
