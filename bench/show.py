@@ -12,12 +12,14 @@ Then, inside the sandbox's network namespace, it times, in interleaved rounds:
   ip       ip -j addr show  +  ip mptcp endpoint show   (two processes; times added)
   nmstate  nmstatectl show                         (only with --nmstatectl/--install-nmstatectl)
 
-and prints, per N, the median and minimum wall time, the peak memory (max RSS from
-wait4's rusage, in separate untimed runs) of each tool, the ratios (ours vs ip, nmstatectl vs ours), and whether
-the issue's targets hold at N = 1000: kernel-only show within 2x of the two ip commands,
-full show at least 30x faster than nmstatectl show, our peak memory at most 30 MB.
-The raw figures (every sample, setup times, load averages, versions) go to a JSON file
-(default target/bench/show-<UTC time>.json, copied to target/bench/show-latest.json).
+and prints, per N, the median and minimum wall time of each tool, the CPU time it used
+and that NetworkManager and dbus-daemon used during its runs (medians), its peak memory
+(max RSS from wait4's rusage, in separate untimed runs), the ratios (ours vs ip,
+nmstatectl vs ours), and whether the issue's targets hold at N = 1000: kernel-only show
+within 2x of the two ip commands, full show at least 30x faster than nmstatectl show,
+our peak memory at most 30 MB. The raw figures (every sample, setup times, load averages,
+versions) go to a JSON file (default target/bench/show-<UTC time>.json, copied to
+target/bench/show-latest.json).
 
 How the fixture is built (fast at N = 1000, no nmcli per interface): one state listing
 all N interfaces is turned into keyfiles by `mptcpstatectl gc --write-dir <keyfile_dir>`,
@@ -34,22 +36,29 @@ warm-up run of each tool (its output is checked), then R rounds; each round runs
 tool once, the order rotating from round to round. Then 3 untimed memory runs per tool:
 Linux counts into a process's max RSS the memory of the process it was forked from (exec
 keeps the old address space's high-water mark), and the worker is a 17 MB Python, so for
-memory each command is forked by `setsid --fork` (util-linux, ~1 MB) instead (the
-worker, a child subreaper, reaps it with os.wait4). /bin/true run the same way gives the floor (~1 MB).
+memory each command is forked by `setsid --fork` (util-linux, ~1 MB) instead; the
+worker, a child subreaper, reaps it with os.wait4. /bin/true run the same way gives the
+floor (~1 MB). NM's and dbus-daemon's CPU come from /proc/<pid>/task/*/schedstat.
+
+nmstatectl makes its D-Bus calls one after another, so its time grows with the machine's
+load far more than ours (NM's CPU per show is the steadier figure): the nmstatectl ratio
+of a busy machine flatters us. The load average is printed with every N.
 
 Usage (root; Python 3 standard library only):
 
     python3 bench/show.py                          # N = 1, 200, 1000; without nmstatectl
     python3 bench/show.py --install-nmstatectl     # also nmstatectl 2.2.62 (cargo install,
-                                                   #   ~3 min once, into target/bench/nmstate)
+                                                   #   once, into target/bench/nmstate: ~3 min on an
+                                                   #   idle 2-core machine, 20+ on a busy one)
     python3 bench/show.py --nmstatectl /usr/bin/nmstatectl --sizes 1,200,1000,2000
     python3 bench/show.py --sizes 50 --rounds 5 --flagged 4 --out /tmp/b.json
 
 Options: --rounds R overrides the default rounds (50 for N <= 10, 20 for N <= 300,
 else 10); --no-build uses the existing target/release/mptcpstatectl (otherwise
 `cargo build --release -p mptcpstatectl` runs first); --mptcpstatectl PATH times
-another binary. The machine's load average is printed: the figures of a busy machine
-are noisy, and the minimum is the steadier number there.
+another binary; --memory-runs, --warmup, --flagged (0..8), --out. Each N gets its own
+sandbox, stopped before the next one starts (and by the harness's supervisor if this
+process dies).
 """
 
 from __future__ import annotations
@@ -622,16 +631,18 @@ def main(argv: list[str] | None = None) -> int:
             "mptcpstatectl": version_of([ctl, "version"]),
             "nmstatectl": version_of([nmstatectl, "--version"]) if nmstatectl else None,
             "ip": version_of([ip, "-V"]),
+            # of the checkout the bench runs from (the timed binary may be another's)
             "git": version_of(["git", "-C", str(REPO), "describe", "--always", "--dirty"]),
         },
         "binaries": {"mptcpstatectl": ctl, "nmstatectl": nmstatectl, "ip": ip},
         "flagged": args.flagged,
         "sizes": [],
     }
+    built = report['versions']['git'] if not args.mptcpstatectl else ctl
     print(f"show benchmark: {os.cpu_count()} CPUs, kernel {platform.release()}, "
           f"load {report['machine']['load_start']}; mptcpstatectl "
-          f"{report['versions']['mptcpstatectl']} ({report['versions']['git']}); "
-          f"nmstatectl {report['versions']['nmstatectl'] or '(not given)'}")
+          f"{report['versions']['mptcpstatectl']} ({built}); "
+          f"{report['versions']['nmstatectl'] or 'nmstatectl not given'}")
     for n in args.sizes:
         rec = run_size(n, args, ctl, nmstatectl, ip)
         report["sizes"].append(rec)
