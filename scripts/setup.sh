@@ -19,6 +19,8 @@ fi
 
 py_missing=()
 python3 -c 'import pytest' 2>/dev/null || py_missing+=(pytest)
+# mypy: tests/python checks the .pyi stubs against the module with mypy's stubtest.
+python3 -c 'import mypy.stubtest' 2>/dev/null || py_missing+=(mypy)
 command -v maturin >/dev/null 2>&1 || python3 -c 'import maturin' 2>/dev/null || py_missing+=("maturin>=1.8,<2")
 if ((${#py_missing[@]})); then
   echo "setup: pip installing ${py_missing[*]}"
