@@ -11,6 +11,7 @@
 //! assert!(canonical.contains(r#""address-flags": ["#));
 //! ```
 
+pub mod apply;
 mod error;
 mod gen_conf;
 pub mod log;
@@ -21,6 +22,7 @@ mod runtime;
 pub mod state;
 pub mod verify;
 
+pub use apply::{apply, commit, rollback, ApplyOptions, ApplyOutcome, Progress};
 pub use error::{Error, ErrorKind, Result};
 pub use gen_conf::GeneratedConfigs;
 pub use log::{Level, Log, LogRecord};

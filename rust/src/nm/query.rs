@@ -34,6 +34,7 @@ pub const DEVICES_IN_FLIGHT: usize = 100;
 
 /// `NMDeviceState` values this library looks at.
 pub const NM_DEVICE_STATE_UNMANAGED: u32 = 10;
+pub const NM_DEVICE_STATE_UNAVAILABLE: u32 = 20;
 pub const NM_DEVICE_STATE_PREPARE: u32 = 40;
 pub const NM_DEVICE_STATE_ACTIVATED: u32 = 100;
 pub const NM_DEVICE_STATE_DEACTIVATING: u32 = 110;
