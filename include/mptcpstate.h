@@ -47,7 +47,8 @@
 #define MPTCPSTATE_FLAG_MEMORY_ONLY (1 << 3)
 
 /**
- * Output in YAML instead of JSON (show, format, generate_configurations).
+ * Output in YAML instead of JSON (show, format, generate_configurations). Ignored by
+ * `mptcpstate_apply`.
  */
 #define MPTCPSTATE_FLAG_YAML_OUTPUT (1 << 4)
 
@@ -111,6 +112,111 @@ extern "C" {
  * Ownership: a static string owned by the library; never free it. Never NULL.
  */
 const char *mptcpstate_version(void);
+
+/**
+ * Applies a state (JSON or YAML, detected) to the calling thread's network namespace,
+ * transactionally: the input is parsed and validated before anything is touched; only
+ * the interfaces whose desired state does not hold already are changed, under a
+ * NetworkManager checkpoint over their devices; the result is verified against the
+ * kernel; then the checkpoint is committed, or on any failure rolled back and the first
+ * error returned.
+ *
+ * - `flags`: any of `MPTCPSTATE_FLAG_KERNEL_ONLY` (netlink instead of NetworkManager),
+ *   `MPTCPSTATE_FLAG_NO_VERIFY` (do not verify against the kernel),
+ *   `MPTCPSTATE_FLAG_NO_COMMIT` (keep the checkpoint and return its path),
+ *   `MPTCPSTATE_FLAG_MEMORY_ONLY` (profiles in NetworkManager's memory only, not on
+ *   disk); `MPTCPSTATE_FLAG_YAML_OUTPUT` is ignored; undefined bits return
+ *   `MPTCPSTATE_RESULT_INVALID_ARGUMENT`.
+ * - `state`: the desired state, NUL-terminated UTF-8; borrowed, not freed. NULL or
+ *   non-UTF-8 returns `MPTCPSTATE_RESULT_INVALID_ARGUMENT`.
+ * - `rollback_timeout`: seconds after which NetworkManager rolls the checkpoint back by
+ *   itself unless it is committed (60 is the usual value); 0 for never, which is refused
+ *   (`MPTCPSTATE_RESULT_INVALID_ARGUMENT`) together with `MPTCPSTATE_FLAG_NO_COMMIT`.
+ * - `checkpoint`: with `MPTCPSTATE_FLAG_NO_COMMIT`, receives the checkpoint's path on
+ *   success, for `mptcpstate_checkpoint_commit` or `mptcpstate_checkpoint_rollback`;
+ *   NULL otherwise, and when nothing had to change (then there is no checkpoint). May be
+ *   NULL: the library remembers the checkpoint all the same, and commit or rollback with
+ *   a NULL checkpoint take it.
+ * - `log`: receives the log records of this call, a JSON array of
+ *   `{"time","level","target","message"}`, on success and on error. May be NULL.
+ * - `err_kind`, `err_msg`: on error, receive the kind's name (`"InvalidArgument"`...)
+ *   and a message; NULL on success. Each may be NULL.
+ *
+ * Errors: `MPTCPSTATE_RESULT_INVALID_ARGUMENT` for bad input (nothing was touched),
+ * `MPTCPSTATE_RESULT_VERIFICATION` when the kernel did not reach the state (rolled
+ * back), `MPTCPSTATE_RESULT_BUSY` when another checkpoint holds a device this apply
+ * needs, `MPTCPSTATE_RESULT_NETWORK_MANAGER`, `MPTCPSTATE_RESULT_NOT_SUPPORTED`,
+ * `MPTCPSTATE_RESULT_PERMISSION_DENIED`, `MPTCPSTATE_RESULT_KERNEL`,
+ * `MPTCPSTATE_RESULT_TIMEOUT`.
+ *
+ * Every non-NULL out-parameter is set to NULL on entry. Every string returned is owned
+ * by the caller and must be freed with `mptcpstate_cstring_free`.
+ *
+ * Returns `MPTCPSTATE_RESULT_OK` or the error's code.
+ *
+ * # Safety
+ * `state` is NULL or a NUL-terminated string; each out-parameter is NULL or valid for
+ * writing a `char *`.
+ */
+enum mptcpstate_result mptcpstate_apply(uint32_t flags,
+                                        const char *state,
+                                        uint32_t rollback_timeout,
+                                        char **checkpoint,
+                                        char **log,
+                                        char **err_kind,
+                                        char **err_msg);
+
+/**
+ * Commits a checkpoint that `mptcpstate_apply` left with `MPTCPSTATE_FLAG_NO_COMMIT`:
+ * the applied state stays, and NetworkManager no longer rolls it back.
+ *
+ * - `checkpoint`: the path `mptcpstate_apply` returned, NUL-terminated UTF-8; borrowed,
+ *   not freed. NULL for the last checkpoint this library left open. Non-UTF-8 returns
+ *   `MPTCPSTATE_RESULT_INVALID_ARGUMENT`.
+ * - `log`: receives the log records of this call, a JSON array of
+ *   `{"time","level","target","message"}`, on success and on error. May be NULL.
+ * - `err_kind`, `err_msg`: on error, receive the kind's name (`"InvalidArgument"`...)
+ *   and a message; NULL on success. Each may be NULL.
+ *
+ * Every non-NULL out-parameter is set to NULL on entry. Every string returned is owned
+ * by the caller and must be freed with `mptcpstate_cstring_free`.
+ *
+ * Returns `MPTCPSTATE_RESULT_OK` or the error's code.
+ *
+ * # Safety
+ * `checkpoint` is NULL or a NUL-terminated string; each out-parameter is NULL or valid
+ * for writing a `char *`.
+ */
+enum mptcpstate_result mptcpstate_checkpoint_commit(const char *checkpoint,
+                                                    char **log,
+                                                    char **err_kind,
+                                                    char **err_msg);
+
+/**
+ * Rolls back a checkpoint that `mptcpstate_apply` left with `MPTCPSTATE_FLAG_NO_COMMIT`:
+ * the devices it covers return to the state they had before that apply.
+ *
+ * - `checkpoint`: the path `mptcpstate_apply` returned, NUL-terminated UTF-8; borrowed,
+ *   not freed. NULL for the last checkpoint this library left open. Non-UTF-8 returns
+ *   `MPTCPSTATE_RESULT_INVALID_ARGUMENT`.
+ * - `log`: receives the log records of this call, a JSON array of
+ *   `{"time","level","target","message"}`, on success and on error. May be NULL.
+ * - `err_kind`, `err_msg`: on error, receive the kind's name (`"InvalidArgument"`...)
+ *   and a message; NULL on success. Each may be NULL.
+ *
+ * Every non-NULL out-parameter is set to NULL on entry. Every string returned is owned
+ * by the caller and must be freed with `mptcpstate_cstring_free`.
+ *
+ * Returns `MPTCPSTATE_RESULT_OK` or the error's code.
+ *
+ * # Safety
+ * `checkpoint` is NULL or a NUL-terminated string; each out-parameter is NULL or valid
+ * for writing a `char *`.
+ */
+enum mptcpstate_result mptcpstate_checkpoint_rollback(const char *checkpoint,
+                                                      char **log,
+                                                      char **err_kind,
+                                                      char **err_msg);
 
 /**
  * Parses and validates a state (JSON or YAML, detected) and prints it in canonical

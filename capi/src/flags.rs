@@ -1,9 +1,8 @@
 //! The `flags` argument: one bit per option, shared by every function that takes flags.
 //!
-//! All flags are defined now so that the functions still to come (show, apply, commit,
-//! rollback) take the same bits. A function ignores the bits that mean nothing to it;
-//! bits that no flag defines are refused, so that a caller built against a newer header
-//! does not silently get old behaviour.
+//! Every function that takes flags takes the same bits. A function ignores the bits that
+//! mean nothing to it; bits that no flag defines are refused, so that a caller built
+//! against a newer header does not silently get old behaviour.
 
 use mptcpstate::{Error, OutputFormat, Result};
 
@@ -19,7 +18,8 @@ pub const MPTCPSTATE_FLAG_NO_COMMIT: u32 = 1 << 2;
 /// Do not write profiles to disk (apply). Ignored by `mptcpstate_format` and
 /// `mptcpstate_generate_configurations`.
 pub const MPTCPSTATE_FLAG_MEMORY_ONLY: u32 = 1 << 3;
-/// Output in YAML instead of JSON (show, format, generate_configurations).
+/// Output in YAML instead of JSON (show, format, generate_configurations). Ignored by
+/// `mptcpstate_apply`.
 pub const MPTCPSTATE_FLAG_YAML_OUTPUT: u32 = 1 << 4;
 
 /// Every defined flag with its name, as error messages print them.
