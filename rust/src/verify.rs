@@ -181,13 +181,25 @@ fn check_interface_with(
 /// ones (DHCP, SLAAC) come and go: neither is compared.
 fn check_addresses(iface: &Interface, link: &Link, addrs: &[&Address], out: &mut Vec<Mismatch>) {
     let name = &link.name;
-    let have: HashSet<(IpAddr, u8)> = addrs.iter().map(|a| (a.address, a.prefix_len)).collect();
+    // An address whose duplicate address detection failed is listed but unusable.
+    let have: HashSet<(IpAddr, u8)> = addrs
+        .iter()
+        .filter(|a| !a.is_dad_failed())
+        .map(|a| (a.address, a.prefix_len))
+        .collect();
     for want in iface.addresses() {
         if !have.contains(&(want.ip, want.prefix_length)) {
+            let dad_failed = addrs
+                .iter()
+                .any(|a| a.address == want.ip && a.is_dad_failed());
             out.push(mismatch(
                 format!("{name}: address {}/{}", want.ip, want.prefix_length),
                 "present",
-                "absent",
+                if dad_failed {
+                    "duplicate address detection failed (the address is in use on the link)"
+                } else {
+                    "absent"
+                },
             ));
         }
     }
@@ -377,6 +389,21 @@ mod tests {
                 "eth1: address 192.0.2.2/24: desired absent, current present",
                 "eth9: desired present, current no such interface",
             ]
+        );
+    }
+
+    #[test]
+    fn an_address_whose_dad_failed_is_not_there() {
+        let yaml =
+            "interfaces:\n- name: eth1\n  ipv4: {address: [{ip: 192.0.2.2, prefix-length: 24}]}\n";
+        let mut k = kernel(&[]);
+        assert_eq!(check(&desired(yaml), &k, Mode::NetworkManager), vec![]);
+        k.addresses[0].flags = AddressFlags(AddressFlags::PERMANENT | AddressFlags::DADFAILED);
+        let m = check(&desired(yaml), &k, Mode::NetworkManager);
+        assert_eq!(m.len(), 1, "{m:?}");
+        assert!(
+            m[0].current.contains("duplicate address detection failed"),
+            "{m:?}"
         );
     }
 

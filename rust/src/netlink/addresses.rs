@@ -108,6 +108,12 @@ impl Address {
         self.flags.contains(AddressFlags::DEPRECATED)
     }
 
+    /// Duplicate address detection found the address in use elsewhere on the link: the
+    /// kernel keeps it listed but never uses it.
+    pub fn is_dad_failed(&self) -> bool {
+        self.flags.contains(AddressFlags::DADFAILED)
+    }
+
     /// Duplicate address detection has not finished.
     pub fn is_tentative(&self) -> bool {
         self.flags.contains(AddressFlags::TENTATIVE)

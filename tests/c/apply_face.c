@@ -1,0 +1,106 @@
+/* The C face of the apply scenarios (tests/fixtures/apply, run by tests/nm/test_apply.py):
+ * one call of libmptcpstate, its outcome printed as one JSON object
+ * {"code", "kind", "msg", "checkpoint"}.
+ *
+ *   apply_face apply [--no-commit] [--timeout SEC] [--memory-only] [--no-verify] < state
+ *   apply_face commit|rollback [CHECKPOINT]
+ *
+ * Every string the library returns is freed, so the scenarios can also run under
+ * valgrind (tests/nm/faces.py, MPTCPSTATE_FACE_VALGRIND=1). */
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <mptcpstate.h>
+
+static void json_string(const char *s) {
+    if (s == NULL) {
+        fputs("null", stdout);
+        return;
+    }
+    putchar('"');
+    for (const unsigned char *p = (const unsigned char *)s; *p; p++) {
+        if (*p == '"' || *p == '\\')
+            printf("\\%c", *p);
+        else if (*p < 0x20)
+            printf("\\u%04x", *p);
+        else
+            putchar(*p);
+    }
+    putchar('"');
+}
+
+static char *read_all(FILE *f) {
+    size_t cap = 4096, len = 0;
+    char *buf = malloc(cap);
+    if (buf == NULL)
+        return NULL;
+    size_t n;
+    while ((n = fread(buf + len, 1, cap - len - 1, f)) > 0) {
+        len += n;
+        if (cap - len - 1 == 0) {
+            char *bigger = realloc(buf, cap * 2);
+            if (bigger == NULL) {
+                free(buf);
+                return NULL;
+            }
+            buf = bigger;
+            cap *= 2;
+        }
+    }
+    buf[len] = '\0';
+    return buf;
+}
+
+int main(int argc, char **argv) {
+    if (argc < 2) {
+        fprintf(stderr, "usage: apply_face apply|commit|rollback ...\n");
+        return 2;
+    }
+    char *checkpoint = NULL, *log = NULL, *kind = NULL, *msg = NULL;
+    int code;
+    if (strcmp(argv[1], "apply") == 0) {
+        uint32_t flags = 0, timeout = 60;
+        for (int i = 2; i < argc; i++) {
+            if (strcmp(argv[i], "--no-commit") == 0)
+                flags |= MPTCPSTATE_FLAG_NO_COMMIT;
+            else if (strcmp(argv[i], "--memory-only") == 0)
+                flags |= MPTCPSTATE_FLAG_MEMORY_ONLY;
+            else if (strcmp(argv[i], "--no-verify") == 0)
+                flags |= MPTCPSTATE_FLAG_NO_VERIFY;
+            else if (strcmp(argv[i], "--timeout") == 0 && i + 1 < argc)
+                timeout = (uint32_t)strtoul(argv[++i], NULL, 10);
+            else {
+                fprintf(stderr, "apply_face: unknown argument %s\n", argv[i]);
+                return 2;
+            }
+        }
+        char *state = read_all(stdin);
+        if (state == NULL)
+            return 2;
+        code = mptcpstate_apply(flags, state, timeout, &checkpoint, &log, &kind, &msg);
+        free(state);
+    } else if (strcmp(argv[1], "commit") == 0) {
+        code = mptcpstate_checkpoint_commit(argc > 2 ? argv[2] : NULL, &log, &kind, &msg);
+    } else if (strcmp(argv[1], "rollback") == 0) {
+        code = mptcpstate_checkpoint_rollback(argc > 2 ? argv[2] : NULL, &log, &kind, &msg);
+    } else {
+        fprintf(stderr, "apply_face: unknown command %s\n", argv[1]);
+        return 2;
+    }
+    if (log != NULL)
+        fprintf(stderr, "%s\n", log);
+    printf("{\"code\": %d, \"kind\": ", code);
+    json_string(kind);
+    fputs(", \"msg\": ", stdout);
+    json_string(msg);
+    fputs(", \"checkpoint\": ", stdout);
+    json_string(checkpoint);
+    puts("}");
+    mptcpstate_cstring_free(checkpoint);
+    mptcpstate_cstring_free(log);
+    mptcpstate_cstring_free(kind);
+    mptcpstate_cstring_free(msg);
+    return 0;
+}

@@ -1,0 +1,342 @@
+"""apply against a real NetworkManager and kernel, through every face.
+
+The scenarios are one table, tests/fixtures/apply/cases.json, run through the CLI, the
+Python package and the C library (tests/nm/faces.py). Scenarios that watch the system
+while an apply runs (link bounce, a verification failure made for real, disjoint applies)
+follow the table, through the CLI.
+"""
+from __future__ import annotations
+
+import fnmatch
+import json
+import os
+import pathlib
+import signal
+import subprocess
+import time
+
+import pytest
+
+from nmsandbox import Sandbox
+
+import faces
+
+ROOT = pathlib.Path(__file__).resolve().parents[2]
+TABLE = json.loads((ROOT / "tests" / "fixtures" / "apply" / "cases.json").read_text())
+CASES = {c["name"]: c for c in TABLE["cases"]}
+SEED = (ROOT / "tests" / "fixtures" / "seed.yml").read_text()
+
+# The DHCP case's server: a dnsmasq in the peer namespace.
+PEER_V4, PEER_V6 = "198.51.100.1/24", "2001:db8:5::1/64"
+
+
+def all_faces(cli: str) -> list[faces.Face]:
+    out = [faces.CliFace(cli), faces.python_face()]
+    c = faces.c_face()
+    if c is not None:
+        out.append(c)
+    elif os.environ.get("MPTCPSTATE_REQUIRE_NM"):
+        pytest.fail("tests/c/build/apply_face is missing: run `make -C tests/c`")
+    return out
+
+
+FACE_NAMES = ["cli", "python", "c"]
+
+
+@pytest.fixture(params=FACE_NAMES)
+def face(request, cli):
+    wanted = request.param
+    for f in all_faces(cli):
+        if f.name == wanted:
+            return f
+    pytest.skip(f"no {wanted} face built")
+
+
+# --- what the system holds -------------------------------------------------------------
+
+def endpoint_lines(sb: Sandbox) -> list[str]:
+    return sorted(
+        f"{e['address']} {','.join(f for f in e['flags'] if f != 'implicit')} {e['dev']}"
+        for e in sb.endpoints()
+        if "implicit" not in e["flags"]
+    )
+
+
+def profile_uuids(sb: Sandbox) -> list[str]:
+    out = sb.nmcli("-t", "-f", "UUID", "connection", "show").stdout
+    return sorted(line for line in out.splitlines() if line)
+
+
+PROFILE_FIELDS = ("connection.id,connection.uuid,connection.interface-name,"
+                  "connection.autoconnect,connection.mptcp-flags,ipv4.method,ipv4.addresses,"
+                  "ipv6.method,ipv6.addresses")
+
+
+def snapshot(sb: Sandbox, *, endpoints: bool = True) -> dict:
+    """NM's profiles (keyfiles byte for byte, and what NM holds in memory), devices,
+    and the kernel's endpoints."""
+    keyfiles = {p.name: p.read_bytes() for p in sorted(pathlib.Path(sb.keyfile_dir).iterdir())}
+    profiles = {
+        uuid: sb.nmcli("-t", "-f", PROFILE_FIELDS, "connection", "show", uuid).stdout
+        for uuid in profile_uuids(sb)
+    }
+    snap = {
+        "keyfiles": keyfiles,
+        "profiles": profiles,
+        "devices": sb.nmcli("-t", "-f", "DEVICE,STATE,CONNECTION", "device").stdout,
+    }
+    if endpoints:
+        snap["endpoints"] = endpoint_lines(sb)
+    return snap
+
+
+def checkpoints(sb: Sandbox) -> list[str]:
+    out = subprocess.run(
+        ["busctl", f"--address={sb.bus_address}", "get-property",
+         "org.freedesktop.NetworkManager", "/org/freedesktop/NetworkManager",
+         "org.freedesktop.NetworkManager", "Checkpoints"],
+        capture_output=True, text=True, check=True).stdout.split()
+    return [w.strip('"') for w in out[2:]]
+
+
+def profile_field(sb: Sandbox, name: str, field: str) -> str:
+    return sb.nmcli("-g", field, "connection", "show", name).stdout.strip()
+
+
+def addresses(sb: Sandbox, dev: str) -> list[str]:
+    return [a["local"] for link in sb.ip("addr", "show", "dev", dev, json=True)
+            for a in link.get("addr_info", [])]
+
+
+def match_all(patterns: list[str], values: list[str]) -> bool:
+    """Each pattern matches exactly one value and nothing is left over."""
+    left = list(values)
+    for p in patterns:
+        hit = next((v for v in left if fnmatch.fnmatchcase(v, p)), None)
+        if hit is None:
+            return False
+        left.remove(hit)
+    return not left
+
+
+# --- the table -------------------------------------------------------------------------
+
+def start_dhcp_server(sb: Sandbox) -> subprocess.Popen:
+    peer = sb.peer_veths[0]
+    sb.peer_ip("addr", "add", PEER_V4, "dev", peer)
+    sb.peer_ip("addr", "add", PEER_V6, "dev", peer, "nodad")
+    lease = os.path.join(sb.dir, "dnsmasq.leases")
+    return subprocess.Popen(
+        ["ip", "netns", "exec", sb.peer_netns, "dnsmasq", "--keep-in-foreground",
+         "--conf-file=/dev/null", "--port=0", "--bind-interfaces", f"--interface={peer}",
+         "--dhcp-range=198.51.100.10,198.51.100.50,255.255.255.0,1h",
+         "--dhcp-range=2001:db8:5::,ra-only,64", "--enable-ra", "--ra-param=*,3",
+         f"--dhcp-leasefile={lease}", "--pid-file="],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+
+def stop(proc: subprocess.Popen) -> None:
+    if proc.poll() is None:
+        proc.send_signal(signal.SIGTERM)
+        try:
+            proc.wait(5)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+
+
+def check_expect(sb: Sandbox, expect: dict, result: faces.Result, before: dict,
+                 snap: dict | None, last_cp: str | None, where: str) -> None:
+    kind = expect.get("kind")
+    assert result.kind == kind, f"{where}: {result}"
+    for text in expect.get("msg", []):
+        text = text.replace("$checkpoint", last_cp or "<none>")
+        assert text in result.msg, f"{where}: {text!r} not in {result.msg!r}"
+    if expect.get("checkpoint"):
+        assert result.checkpoint and result.checkpoint.startswith(
+            "/org/freedesktop/NetworkManager/Checkpoint/"), f"{where}: {result}"
+    elif kind is None and "checkpoint" in expect:
+        assert result.checkpoint is None, f"{where}: {result}"
+    for dev, patterns in expect.get("addresses", {}).items():
+        # A reapply restarts IPv6 autoconf: the SLAAC address returns with the next
+        # router advertisement (dnsmasq sends one every 3 s here).
+        sb.wait_for(lambda: all(any(fnmatch.fnmatchcase(a, p) for a in addresses(sb, dev))
+                                for p in patterns),
+                    timeout=10, what=f"{dev} addresses {patterns}")
+    if "endpoints" in expect:
+        want = expect["endpoints"]
+        got = sb.wait_for(lambda: (lambda e: e if match_all(want, e) else None)(endpoint_lines(sb)),
+                          timeout=2, what=f"endpoints {want}") if want else endpoint_lines(sb)
+        assert match_all(want, got), f"{where}: endpoints {got}, want {want}"
+    if expect.get("untouched"):
+        assert snapshot(sb) == before, f"{where}: the system changed"
+    if expect.get("same_as_snapshot"):
+        assert snap is not None
+        sb.wait_for(lambda: snapshot(sb) == snap, timeout=5,
+                    what="the state before the checkpoint")
+    for name, fields in expect.get("profiles", {}).items():
+        for field, value in fields.items():
+            assert profile_field(sb, name, field).startswith(value), \
+                f"{where}: {name} {field} = {profile_field(sb, name, field)!r}, want {value!r}"
+    for name in expect.get("no_profile", []):
+        names = sb.nmcli("-t", "-f", "NAME", "connection", "show").stdout.split()
+        assert name not in names, f"{where}: profile {name} still there"
+    for dev, state in expect.get("devices", {}).items():
+        got = sb.nmcli("-g", "GENERAL.STATE", "device", "show", dev).stdout
+        assert state in got, f"{where}: {dev} is {got!r}"
+    if "checkpoints" in expect:
+        assert len(checkpoints(sb)) == expect["checkpoints"], f"{where}: {checkpoints(sb)}"
+
+
+@pytest.mark.parametrize("case", list(CASES), ids=list(CASES))
+def test_table(case, face, require_nm):
+    spec = CASES[case]
+    with Sandbox(spec["veths"]) as sb:
+        server = start_dhcp_server(sb) if spec.get("dhcp_server") else None
+        try:
+            run_case(sb, spec, face)
+        finally:
+            if server:
+                stop(server)
+
+
+def run_case(sb: Sandbox, spec: dict, face: faces.Face) -> None:
+    snap = None
+    last_cp = None
+    for i, step in enumerate(spec["steps"]):
+        where = f"{spec['name']} step {i} ({face.name})"
+        if step.get("snapshot"):
+            snap = snapshot(sb)
+            continue
+        before = snapshot(sb)
+        if "apply" in step:
+            opts = step.get("opts", {})
+            result = face.apply(sb, json.dumps(step["apply"]),
+                                no_commit=opts.get("no_commit", False),
+                                timeout=opts.get("timeout"),
+                                memory_only=opts.get("memory_only", False))
+            if result.checkpoint:
+                last_cp = result.checkpoint
+        elif "commit" in step or "rollback" in step:
+            verb = "commit" if "commit" in step else "rollback"
+            arg = step[verb]
+            arg = last_cp if arg == "$checkpoint" else arg
+            result = getattr(face, verb)(sb, arg)
+        elif "wait_rolled_back" in step:
+            sb.wait_for(lambda: not checkpoints(sb), timeout=step["wait_rolled_back"],
+                        what="NetworkManager's own rollback")
+            result = faces.Result(0, None, "", None)
+        else:
+            raise AssertionError(f"{where}: unknown step {step}")
+        check_expect(sb, step.get("expect", {}), result, before, snap, last_cp, where)
+
+
+# --- watched while applying (CLI) ------------------------------------------------------
+
+def applied_version(sb: Sandbox, dev: str) -> int:
+    """The version id of the device's applied connection (each reapply raises it)."""
+    bus = f"--address={sb.bus_address}"
+    path = subprocess.run(
+        ["busctl", bus, "call", "org.freedesktop.NetworkManager", "/org/freedesktop/NetworkManager",
+         "org.freedesktop.NetworkManager", "GetDeviceByIpIface", "s", dev],
+        capture_output=True, text=True, check=True).stdout.split()[1].strip('"')
+    out = subprocess.run(
+        ["busctl", bus, "call", "org.freedesktop.NetworkManager", path,
+         "org.freedesktop.NetworkManager.Device", "GetAppliedConnection", "u", "0"],
+        capture_output=True, text=True, check=True).stdout.split()
+    return int(out[-1])
+
+
+def cli_apply(sb: Sandbox, cli: str, state: str, *args: str):
+    return sb.run([cli, "-v", "apply", "-", *args], input=state, check=False, timeout=300)
+
+
+def test_show_output_applied_back_changes_nothing(cli, require_nm):
+    """`show`'s whole output (loopback, a DHCP-less eth2 made by nmcli, the seed on eth1)
+    applied back: no profile write, no reapply, no checkpoint."""
+    with Sandbox(["eth1", "eth2"]) as sb:
+        assert cli_apply(sb, cli, SEED).returncode == 0
+        sb.nmcli("connection", "add", "type", "ethernet", "ifname", "eth2", "con-name", "other",
+                 "ipv4.method", "manual", "ipv4.addresses", "198.51.100.7/24",
+                 "ipv6.method", "manual", "ipv6.addresses", "2001:db8:7::7/64",
+                 "connection.mptcp-flags", "0x28")
+        sb.nmcli("connection", "up", "other")
+        sb.wait_for(lambda: len(endpoint_lines(sb)) == 3, what="3 endpoints")
+        shown = sb.run([cli, "show"]).stdout
+        before = snapshot(sb)
+        versions = {d: applied_version(sb, d) for d in ("eth1", "eth2")}
+        cps_before = sb.run(["sh", "-c", f"grep -c 'checkpoint' {sb.nm_log} || true"]).stdout
+        for state in (shown, SEED):
+            r = cli_apply(sb, cli, state)
+            assert r.returncode == 0, r.stderr
+            assert "nothing changed" in r.stderr, r.stderr
+        assert snapshot(sb) == before
+        assert {d: applied_version(sb, d) for d in ("eth1", "eth2")} == versions
+        assert sb.run(["sh", "-c", f"grep -c 'checkpoint' {sb.nm_log} || true"]).stdout == cps_before
+
+
+def test_flag_change_keeps_the_link_up(cli, require_nm):
+    """Changing the flags of an active interface: the device stays activated and the link
+    up the whole time (watched with `ip monitor` and NM's device state changes)."""
+    with Sandbox(["eth1"]) as sb:
+        assert cli_apply(sb, cli, SEED).returncode == 0
+        version = applied_version(sb, "eth1")
+        nm_log_start = os.path.getsize(sb.nm_log)
+        mon = subprocess.Popen(["ip", "-n", sb.netns, "-o", "monitor", "link"],
+                               stdout=subprocess.PIPE, text=True)
+        try:
+            time.sleep(0.3)
+            for flags in ("[subflow, backup]", "[signal]", "[subflow, signal]"):
+                state = SEED.replace("address-flags:\n        - subflow\n        - signal",
+                                     f"address-flags: {flags}")
+                assert state != SEED or flags == "[subflow, signal]"
+                r = cli_apply(sb, cli, state)
+                assert r.returncode == 0, r.stderr
+            time.sleep(0.3)
+        finally:
+            mon.terminate()
+            events = mon.communicate(timeout=5)[0]
+        assert applied_version(sb, "eth1") == version + 3, "three reapplies"
+        with open(sb.nm_log, encoding="utf-8", errors="replace") as f:
+            f.seek(nm_log_start)
+            log = f.read()
+        assert "device (eth1): state change" not in log, log[-3000:]
+        bounced = [e for e in events.splitlines() if "eth1" in e and
+                   ("NO-CARRIER" in e or "state DOWN" in e or "Deleted" in e)]
+        assert not bounced, events
+        assert endpoint_lines(sb) == ["192.0.2.2 signal,subflow eth1"]
+
+
+def test_verification_failure_rolls_back(cli, require_nm):
+    """The peer already uses the IPv6 address the state gives eth1: the kernel's duplicate
+    address detection fails, so the state is never reached. The apply fails with
+    Verification (desired and current named) and rolls back: NM's profiles are as they
+    were, and the address is gone again."""
+    with Sandbox(["eth1"]) as sb:
+        assert cli_apply(sb, cli, SEED).returncode == 0
+        before = snapshot(sb)
+        sb.peer_ip("addr", "add", "2001:db8:9::1/64", "dev", sb.peer_veths[0])
+        state = SEED + "    ipv6:\n      enabled: true\n      address:\n" \
+                       "        - ip: 2001:db8:9::1\n          prefix-length: 64\n"
+        r = cli_apply(sb, cli, state, "--verify-timeout", "4")
+        assert r.returncode == 6, r.stderr
+        assert "2001:db8:9::1/64: desired present, current duplicate address detection failed" \
+            in r.stderr, r.stderr
+        assert "rolled back" in r.stderr, r.stderr
+        sb.wait_for(lambda: snapshot(sb) == before, timeout=5, what="the state as before")
+        assert "2001:db8:9::1" not in addresses(sb, "eth1")
+        assert not checkpoints(sb)
+
+
+def test_disjoint_applies_run_side_by_side(cli, require_nm):
+    """A checkpoint held on eth1 does not block an apply on eth2."""
+    with Sandbox(["eth1", "eth2"]) as sb:
+        r = cli_apply(sb, cli, SEED, "--no-commit")
+        assert r.returncode == 0, r.stderr
+        cp = r.stdout.strip()
+        other = SEED.replace("eth1", "eth2").replace("192.0.2.2", "198.51.100.2")
+        r2 = cli_apply(sb, cli, other)
+        assert r2.returncode == 0, r2.stderr
+        assert checkpoints(sb) == [cp]
+        assert sb.run([cli, "rollback", cp]).returncode == 0
+        assert endpoint_lines(sb) == ["198.51.100.2 signal,subflow eth2"]
