@@ -1,7 +1,10 @@
-//! The `state` argument: a dict, a str or bytes, made into text for the core.
+//! The arguments that need more than PyO3's conversion: the `state` (a dict, a str or
+//! bytes, made into text for the core), optional strings, and numbers of seconds.
 //!
 //! The core parses and validates; this file only brings the argument into a form that
 //! can cross into code running without the GIL (owned, no Python objects).
+
+use std::time::Duration;
 
 use mptcpstate::Error;
 use pyo3::exceptions::{PyTypeError, PyValueError};
@@ -56,6 +59,52 @@ impl StateInput {
             StateInput::Bytes(bytes) => mptcpstate::input_from_bytes(bytes),
         }
     }
+}
+
+/// An optional str argument as owned text; a str that is not valid Unicode (lone
+/// surrogates) is `InvalidArgumentError`.
+pub(crate) fn optional_text(
+    value: Option<&Bound<'_, PyString>>,
+    name: &str,
+) -> PyResult<Option<String>> {
+    let Some(value) = value else {
+        return Ok(None);
+    };
+    match value.to_cow() {
+        Ok(text) => Ok(Some(text.into_owned())),
+        Err(e) => Err(invalid_because(
+            value.py(),
+            format!("{name}: not valid Unicode text: {e}"),
+            e,
+        )),
+    }
+}
+
+/// A whole number of seconds for the core's `u32`; out of range is
+/// `InvalidArgumentError`.
+pub(crate) fn seconds_u32(py: Python<'_>, seconds: i64, name: &str) -> PyResult<u32> {
+    u32::try_from(seconds).map_err(|_| {
+        to_py_err(
+            py,
+            &Error::invalid(format!(
+                "{name}: {seconds} seconds is out of range 0..={}",
+                u32::MAX
+            )),
+        )
+    })
+}
+
+/// A float of seconds as a `Duration`: negative, NaN or infinite is
+/// `InvalidArgumentError`.
+pub(crate) fn duration(py: Python<'_>, seconds: f64, name: &str) -> PyResult<Duration> {
+    Duration::try_from_secs_f64(seconds).map_err(|_| {
+        to_py_err(
+            py,
+            &Error::invalid(format!(
+                "{name}: {seconds} is not a number of seconds (finite, 0 or more)"
+            )),
+        )
+    })
 }
 
 /// `json.dumps(dict, allow_nan=False)`. What JSON cannot hold (a set, an object, NaN, a

@@ -4,9 +4,10 @@
 //! lives in the core crate. The pure-Python package around it (`python/mptcpstate/` beside this crate)
 //! re-exports these functions and defines the exception classes.
 //!
-//! Every core call goes through [`call::run`]: the core runs with the GIL released, its
-//! log records then go to the `logging` logger `mptcpstate`, and its error becomes the
-//! exception of its kind.
+//! Every core call goes through [`call::run`] (or [`call::run_interruptible`] for
+//! `apply`, which honours Ctrl-C): the core runs with the GIL released, its log records
+//! then go to the `logging` logger `mptcpstate`, and its error becomes the exception of
+//! its kind.
 
 mod call;
 mod errors;
@@ -19,11 +20,11 @@ use pyo3::prelude::*;
 mod _native {
     use mptcpstate::{Error, ErrorKind, Level, OutputFormat};
     use pyo3::prelude::*;
-    use pyo3::types::{PyDict, PyList};
+    use pyo3::types::{PyDict, PyList, PyString};
 
-    use crate::call::run;
+    use crate::call::{run, run_interruptible};
     use crate::errors;
-    use crate::input::StateInput;
+    use crate::input::{self, StateInput};
 
     /// Parses and validates `state` and returns it in canonical form: YAML (starting with
     /// `---`) by default, pretty-printed JSON with `yaml=False`.
@@ -76,6 +77,87 @@ mod _native {
         })
     }
 
+    /// Applies `state` to this process's network namespace, transactionally: nothing is
+    /// touched unless all of it is valid; only the interfaces that differ are changed,
+    /// under a NetworkManager checkpoint; the result is verified against the kernel
+    /// (unless `verify_change=False`, for up to `verify_timeout` seconds); then the
+    /// checkpoint is committed, or on any failure rolled back and the error raised.
+    ///
+    /// With `commit=False` the checkpoint stays and its path is returned (None when
+    /// nothing had to change): `commit()` or `rollback()` it, else NetworkManager rolls
+    /// it back by itself after `rollback_timeout` seconds. Otherwise returns None.
+    /// `save_to_disk=False` keeps the profiles in NetworkManager's memory only;
+    /// `kernel_only=True` works over netlink without NetworkManager.
+    ///
+    /// Ctrl-C (`KeyboardInterrupt`) stops the apply: it rolls back what it did, then the
+    /// `KeyboardInterrupt` is raised.
+    #[pyfunction]
+    #[pyo3(signature = (
+        state,
+        *,
+        kernel_only = false,
+        verify_change = true,
+        commit = true,
+        rollback_timeout = 60,
+        save_to_disk = true,
+        verify_timeout = 5.0
+    ))]
+    #[allow(clippy::too_many_arguments)]
+    fn apply(
+        py: Python<'_>,
+        state: &Bound<'_, PyAny>,
+        kernel_only: bool,
+        verify_change: bool,
+        commit: bool,
+        rollback_timeout: i64,
+        save_to_disk: bool,
+        verify_timeout: f64,
+    ) -> PyResult<Option<String>> {
+        let input = StateInput::from_py(state)?;
+        let rollback_timeout = input::seconds_u32(py, rollback_timeout, "rollback_timeout")?;
+        let verify_timeout = input::duration(py, verify_timeout, "verify_timeout")?;
+        let opts = mptcpstate::ApplyOptions {
+            kernel_only,
+            verify: verify_change,
+            commit,
+            rollback_timeout,
+            memory_only: !save_to_disk,
+            verify_timeout,
+            ..Default::default()
+        };
+        run_interruptible(py, move |log, cancel| {
+            let opts = mptcpstate::ApplyOptions {
+                cancel: Some(cancel),
+                ..opts
+            };
+            Ok(mptcpstate::apply(input.text()?, &opts, log)?.checkpoint)
+        })
+    }
+
+    /// Commits the checkpoint an `apply(..., commit=False)` left: the applied state
+    /// stays. `checkpoint` is the path `apply` returned; None for the last one this
+    /// process left open.
+    #[pyfunction]
+    #[pyo3(signature = (checkpoint = None))]
+    fn commit(py: Python<'_>, checkpoint: Option<&Bound<'_, PyString>>) -> PyResult<()> {
+        let checkpoint = input::optional_text(checkpoint, "checkpoint")?;
+        run(py, move |log| {
+            mptcpstate::commit(checkpoint.as_deref(), log)
+        })
+    }
+
+    /// Rolls back the checkpoint an `apply(..., commit=False)` left: its devices return
+    /// to the state they had before. `checkpoint` is the path `apply` returned; None for
+    /// the last one this process left open.
+    #[pyfunction]
+    #[pyo3(signature = (checkpoint = None))]
+    fn rollback(py: Python<'_>, checkpoint: Option<&Bound<'_, PyString>>) -> PyResult<()> {
+        let checkpoint = input::optional_text(checkpoint, "checkpoint")?;
+        run(py, move |log| {
+            mptcpstate::rollback(checkpoint.as_deref(), log)
+        })
+    }
+
     #[pymodule_init]
     fn init(m: &Bound<'_, PyModule>) -> PyResult<()> {
         // The library's version (the core crate's, which is the workspace's).
@@ -100,6 +182,31 @@ mod _native {
                 errors::to_py_err(py, &Error::invalid(format!("no error kind `{kind}`")))
             })?;
         Err(errors::to_py_err(py, &Error::new(kind, message)))
+    }
+
+    /// Runs a call the way `apply` runs (its own thread, Ctrl-C honoured) that waits up
+    /// to `wait` seconds for its cancel flag. Returns the call thread's network
+    /// namespace (`net:[inode]`); when cancelled, logs a warning and fails with
+    /// `Timeout`, as an interrupted apply does. For tests only.
+    #[pyfunction]
+    fn _interruptible_probe(py: Python<'_>, wait: f64) -> PyResult<String> {
+        let wait = crate::input::duration(py, wait, "wait")?;
+        run_interruptible(py, move |log, cancel| {
+            let netns = std::fs::read_link("/proc/thread-self/ns/net")
+                .map(|p| p.display().to_string())
+                .map_err(|e| {
+                    Error::new(ErrorKind::Kernel, format!("/proc/thread-self/ns/net: {e}"))
+                })?;
+            let start = std::time::Instant::now();
+            while start.elapsed() < wait {
+                if cancel.load(std::sync::atomic::Ordering::SeqCst) {
+                    log.push(Level::Warn, module_path!(), "cancelled");
+                    return Err(Error::new(ErrorKind::Timeout, "interrupted"));
+                }
+                std::thread::sleep(std::time::Duration::from_millis(10));
+            }
+            Ok(netns)
+        })
     }
 
     /// Runs a call that logs a warning and then panics with `message`, the way a core

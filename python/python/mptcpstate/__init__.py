@@ -8,19 +8,23 @@ The desired state is nmstate's schema (a dict, or JSON or YAML as str or bytes):
                              "mptcp": {"address-flags": ["subflow", "signal"]}}]}
     print(mptcpstate.format(state))
     files = mptcpstate.generate_configurations(state)["NetworkManager"]
+    mptcpstate.apply(state)  # through NetworkManager: verified, then committed
+
+``apply(state, commit=False)`` leaves the checkpoint open and returns its path, for
+``commit(path)`` or ``rollback(path)``.
 
 Errors are ``MptcpStateError`` subclasses (see ``mptcpstate.errors``). Log records go to
 the ``logging`` logger ``"mptcpstate"`` at their levels (the library's trace level is
 ``TRACE`` = 5, below ``DEBUG``); each record carries ``target``, the part of the
 library that wrote it, and ``core_time``, when it was written. The calls release the
-GIL while they work.
+GIL while they work; ``apply`` stops on Ctrl-C, rolling back what it did.
 """
 
 import json as _json
 import logging as _logging
 from typing import Any as _Any
 
-from ._native import __version__, format, generate_configurations
+from ._native import __version__, apply, commit, format, generate_configurations, rollback
 from ._native import show as _show
 from .errors import (
     BugError,
@@ -40,6 +44,9 @@ __all__ = [
     "format",
     "generate_configurations",
     "show",
+    "apply",
+    "commit",
+    "rollback",
     "MptcpStateError",
     "InvalidArgumentError",
     "NotSupportedError",

@@ -6,8 +6,12 @@ __all__ = [
     "format",
     "generate_configurations",
     "show",
+    "apply",
+    "commit",
+    "rollback",
     "_raise_kind",
     "_panic_in_call",
+    "_interruptible_probe",
     "__version__",
     "ERROR_KINDS",
 ]
@@ -41,9 +45,57 @@ def generate_configurations(state: dict[str, Any] | str | bytes) -> dict[str, li
 def show(*, kernel_only: bool = False) -> str:
     """The current state as JSON text (the package's ``show`` parses it)."""
 
+def apply(
+    state: dict[str, Any] | str | bytes,
+    *,
+    kernel_only: bool = False,
+    verify_change: bool = True,
+    commit: bool = True,
+    rollback_timeout: int = 60,
+    save_to_disk: bool = True,
+    verify_timeout: float = 5.0,
+) -> str | None:
+    """Applies ``state`` to this process's network namespace, transactionally.
+
+    Nothing is touched unless all of ``state`` is valid; only the interfaces that
+    differ are changed, under a NetworkManager checkpoint; the result is verified
+    against the kernel (unless ``verify_change=False``, for up to ``verify_timeout``
+    seconds); then the checkpoint is committed, or on any failure rolled back and the
+    error raised.
+
+    With ``commit=False`` the checkpoint stays and its path is returned (None when
+    nothing had to change): ``commit()`` or ``rollback()`` it, else NetworkManager rolls
+    it back by itself after ``rollback_timeout`` seconds (0, never, is refused then).
+    Otherwise returns None. ``save_to_disk=False`` keeps the profiles in
+    NetworkManager's memory only; ``kernel_only=True`` works over netlink without
+    NetworkManager.
+
+    Ctrl-C stops the apply: it rolls back what it did, then ``KeyboardInterrupt`` is
+    raised.
+
+    Raises ``InvalidArgumentError`` for bad input or options (nothing was touched),
+    ``VerificationError`` when the kernel did not reach the state (rolled back),
+    ``BusyError``, ``NetworkManagerError``, ``NotSupportedError``,
+    ``PermissionDeniedError``, ``KernelError``, ``TimeoutError``.
+    """
+
+def commit(checkpoint: str | None = None) -> None:
+    """Commits the checkpoint an ``apply(..., commit=False)`` left: the applied state
+    stays. ``checkpoint`` is the path ``apply`` returned; None for the last one this
+    process left open."""
+
+def rollback(checkpoint: str | None = None) -> None:
+    """Rolls back the checkpoint an ``apply(..., commit=False)`` left: its devices return
+    to the state they had before. ``checkpoint`` is the path ``apply`` returned; None
+    for the last one this process left open."""
+
 def _raise_kind(kind: str, message: str) -> NoReturn:
     """Raises the exception a library error of ``kind`` becomes (for tests)."""
 
 def _panic_in_call(message: str) -> NoReturn:
     """Logs a warning, then panics with ``message`` inside a call: raises ``BugError``
     (for tests)."""
+
+def _interruptible_probe(wait: float) -> str:
+    """Waits up to ``wait`` seconds on a call thread the way ``apply`` does, Ctrl-C
+    honoured; returns that thread's network namespace (for tests)."""
