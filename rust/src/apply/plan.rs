@@ -557,3 +557,199 @@ fn update_if_changed(iface: &Interface, p: &Profile, nm: &NmIface) -> Option<Wri
         before: (!applied).then(|| p.settings.clone()),
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::netlink::{Address, AddressFlags, AddressScope, Endpoint, Limits, Link, OperState};
+    use crate::nm::deactivation::NM_DEVICE_STATE_DISCONNECTED;
+    use crate::state::InterfaceType;
+
+    fn link(index: u32, name: &str) -> Link {
+        Link {
+            index,
+            name: name.into(),
+            iface_type: InterfaceType::Veth,
+            flags: 0x1,
+            oper_state: OperState::Up,
+        }
+    }
+
+    fn addr(ifindex: u32, ip: &str, prefix: u8, flags: u32) -> Address {
+        Address {
+            ifindex,
+            address: ip.parse().unwrap(),
+            prefix_len: prefix,
+            flags: AddressFlags(flags),
+            scope: AddressScope::Universe,
+            valid_lft: None,
+            preferred_lft: None,
+        }
+    }
+
+    const PERM: u32 = AddressFlags::PERMANENT;
+
+    /// eth1 (192.0.2.2, fe80::1) and eth2 with six flagged addresses.
+    fn kernel() -> KernelState {
+        let mut addresses = vec![addr(2, "192.0.2.2", 24, PERM), addr(2, "fe80::1", 64, PERM)];
+        let mut endpoints = Vec::new();
+        for i in 1..=6u8 {
+            let ip = format!("198.51.100.{i}");
+            addresses.push(addr(3, &ip, 24, PERM));
+            endpoints.push(Endpoint {
+                id: i,
+                address: ip.parse().unwrap(),
+                port: None,
+                flags: EndpointFlags(EndpointFlags::SUBFLOW),
+                ifindex: Some(3),
+            });
+        }
+        KernelState {
+            links: vec![link(2, "eth1"), link(3, "eth2")],
+            addresses,
+            mptcp_enabled: Some(true),
+            limits: Some(Limits {
+                subflows: 2,
+                add_addr_accepted: 0,
+            }),
+            endpoints,
+        }
+    }
+
+    fn state(yaml: &str) -> NetworkState {
+        crate::state::parse(yaml, &Log::new()).unwrap()
+    }
+
+    fn plan_of(
+        yaml: &str,
+        kernel: &KernelState,
+        nm: &HashMap<String, NmIface>,
+    ) -> Result<Vec<Step>> {
+        let cur = Current {
+            kernel,
+            nm,
+            profiles: &[],
+        };
+        plan(&mut state(yaml), &cur, &Log::new())
+    }
+
+    fn managed(names: &[&str]) -> HashMap<String, NmIface> {
+        names
+            .iter()
+            .map(|n| {
+                let dev = Device {
+                    path: OwnedObjectPath::try_from("/org/freedesktop/NetworkManager/Devices/2")
+                        .unwrap(),
+                    state: NM_DEVICE_STATE_DISCONNECTED,
+                };
+                (
+                    n.to_string(),
+                    NmIface {
+                        device: Some(dev),
+                        applied: None,
+                    },
+                )
+            })
+            .collect()
+    }
+
+    #[test]
+    fn the_budget_counts_endpoints_that_stay() {
+        let k = kernel();
+        let three = "interfaces:\n- name: eth1\n  mptcp: {address-flags: [signal]}\n  ipv4: {address: [{ip: 192.0.2.2, prefix-length: 24}, {ip: 192.0.2.3, prefix-length: 24}, {ip: 192.0.2.4, prefix-length: 24}]}\n";
+        let e = plan_of(three, &k, &managed(&["eth1"])).unwrap_err();
+        assert_eq!(e.kind(), ErrorKind::InvalidArgument);
+        assert!(
+            e.msg().contains("at most 8") && e.msg().contains("would be 9"),
+            "{e}"
+        );
+        assert!(e.msg().contains("198.51.100.1 on eth2 (stays)"), "{e}");
+        // Naming eth2 with MPTCP off frees its six.
+        let both = format!("{three}- name: eth2\n  mptcp: {{address-flags: []}}\n");
+        let steps = plan_of(&both, &k, &managed(&["eth1", "eth2"])).unwrap();
+        assert_eq!(steps.len(), 2);
+    }
+
+    #[test]
+    fn flags_need_mptcp_enabled() {
+        let mut k = kernel();
+        k.mptcp_enabled = Some(false);
+        let flags = "interfaces:\n- name: eth1\n  mptcp: {address-flags: [subflow]}\n";
+        let e = plan_of(flags, &k, &managed(&["eth1"])).unwrap_err();
+        assert_eq!(e.kind(), ErrorKind::NotSupported);
+        assert!(e.msg().contains("sysctl -w net.mptcp.enabled=1"), "{e}");
+        let on = format!("mptcp: {{enabled: true}}\n{flags}");
+        assert!(plan_of(&on, &k, &managed(&["eth1"])).is_ok());
+        let off = "interfaces:\n- name: eth1\n  mptcp: {address-flags: []}\n";
+        assert!(plan_of(off, &k, &managed(&["eth1"])).is_ok());
+    }
+
+    #[test]
+    fn links_are_not_created_and_unmanaged_devices_are_named() {
+        let k = kernel();
+        let e = plan_of("interfaces:\n- name: eth9\n", &k, &HashMap::new()).unwrap_err();
+        assert_eq!(e.kind(), ErrorKind::InvalidArgument);
+        assert!(e.msg().contains("eth9 does not exist"), "{e}");
+        // An unmanaged device is fine while nothing changes, named when something does.
+        let mut nm = managed(&["eth1"]);
+        nm.get_mut("eth1").unwrap().device.as_mut().unwrap().state = NM_DEVICE_STATE_UNMANAGED;
+        let holds =
+            "interfaces:\n- name: eth1\n  ipv4: {address: [{ip: 192.0.2.2, prefix-length: 24}]}\n";
+        assert!(plan_of(holds, &k, &nm).unwrap().is_empty());
+        let e = plan_of(
+            "interfaces:\n- name: eth1\n  mptcp: {address-flags: [subflow]}\n",
+            &k,
+            &nm,
+        )
+        .unwrap_err();
+        assert_eq!(e.kind(), ErrorKind::NetworkManager);
+        assert!(e.msg().contains("nmcli device set eth1 managed yes"), "{e}");
+    }
+
+    #[test]
+    fn leases_and_kernel_link_local_are_not_written() {
+        let mut k = kernel();
+        k.addresses.push(addr(2, "192.0.2.77", 24, 0)); // a DHCP lease: no PERMANENT
+        let mut s = state(
+            "interfaces:\n- name: eth1\n  ipv4: {dhcp: true, address: [{ip: 192.0.2.2, prefix-length: 24}, {ip: 192.0.2.77, prefix-length: 24}]}\n  ipv6: {address: [{ip: fe80::1, prefix-length: 64}]}\n",
+        );
+        drop_kernel_owned(&mut s.interfaces[0], &k, None, &Log::new());
+        let v4: Vec<String> = s.interfaces[0]
+            .ipv4
+            .as_ref()
+            .unwrap()
+            .address
+            .as_ref()
+            .unwrap()
+            .iter()
+            .map(|a| a.ip.to_string())
+            .collect();
+        assert_eq!(v4, ["192.0.2.2"]);
+        assert!(s.interfaces[0]
+            .ipv6
+            .as_ref()
+            .unwrap()
+            .address
+            .as_ref()
+            .unwrap()
+            .is_empty());
+    }
+
+    #[test]
+    fn a_new_profile_is_added_and_activated() {
+        let k = kernel();
+        let steps = plan_of(
+            "interfaces:\n- name: eth1\n  mptcp: {address-flags: [subflow, signal]}\n  ipv4: {address: [{ip: 192.0.2.2, prefix-length: 24}]}\n",
+            &k,
+            &managed(&["eth1"]),
+        )
+        .unwrap();
+        assert_eq!(steps.len(), 1);
+        assert!(matches!(steps[0].write, Some(Write::Add(_))));
+        assert_eq!(steps[0].live, Live::Activate);
+        let Some(Write::Add(s)) = &steps[0].write else {
+            unreachable!()
+        };
+        assert_eq!(get_u32(s, "connection", "mptcp-flags"), Some(0x38));
+    }
+}
