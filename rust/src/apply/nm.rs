@@ -107,11 +107,7 @@ pub async fn apply(
     .await?;
 
     // 2. Plan (and the live checks).
-    let current = Current {
-        kernel: &kernel,
-        nm: &ifaces,
-        profiles: &profiles,
-    };
+    let current = Current::new(&kernel, &ifaces, &profiles);
     let steps = plan::plan(&mut state, &current, log)?;
     let host = host_changes(&state, &kernel);
     if steps.is_empty() && host.is_none() {

@@ -83,11 +83,44 @@ pub struct Step {
     pub why: String,
 }
 
-/// Everything read before planning.
+/// Everything read before planning, with the profiles indexed (a plan over 1000
+/// interfaces must not scan 1000 profiles for each).
 pub struct Current<'a> {
     pub kernel: &'a KernelState,
     pub nm: &'a HashMap<String, NmIface>,
-    pub profiles: &'a [Profile],
+    by_uuid: HashMap<String, &'a Profile>,
+    /// Ethernet profiles bound to an interface name, in NM's order.
+    by_ifname: HashMap<String, Vec<&'a Profile>>,
+}
+
+impl<'a> Current<'a> {
+    pub fn new(
+        kernel: &'a KernelState,
+        nm: &'a HashMap<String, NmIface>,
+        profiles: &'a [Profile],
+    ) -> Self {
+        let mut by_uuid = HashMap::new();
+        let mut by_ifname: HashMap<String, Vec<&Profile>> = HashMap::new();
+        for p in profiles {
+            if let Some(uuid) = p.uuid() {
+                by_uuid.insert(uuid, p);
+            }
+            if let Some(name) = p.interface_name() {
+                by_ifname.entry(name).or_default().push(p);
+            }
+        }
+        Current {
+            kernel,
+            nm,
+            by_uuid,
+            by_ifname,
+        }
+    }
+
+    /// The profiles bound to `ifname` by `connection.interface-name`.
+    fn bound_to(&self, ifname: &str) -> &[&'a Profile] {
+        self.by_ifname.get(ifname).map_or(&[], Vec::as_slice)
+    }
 }
 
 /// The steps of an apply, in state order; interfaces that already hold get none.
@@ -120,25 +153,17 @@ pub fn plan(state: &mut NetworkState, cur: &Current<'_>, log: &Log) -> Result<Ve
 fn profile_of<'a>(iface: &Interface, cur: &Current<'a>) -> Option<&'a Profile> {
     let nm = cur.nm.get(&iface.name);
     if let Some(uuid) = nm.and_then(|n| n.applied.as_ref()).and_then(Applied::uuid) {
-        if let Some(p) = cur
-            .profiles
-            .iter()
-            .find(|p| p.uuid().as_deref() == Some(&uuid))
-        {
+        if let Some(p) = cur.by_uuid.get(&uuid) {
             return Some(p);
         }
     }
     let ours = profile_uuid(&iface.name).to_string();
-    cur.profiles
-        .iter()
-        .find(|p| p.uuid().as_deref() == Some(&ours))
-        .or_else(|| {
-            cur.profiles.iter().find(|p| {
-                p.interface_name().as_deref() == Some(&iface.name)
-                    && crate::nm::settings::get_str(&p.settings, "connection", "type").as_deref()
-                        == Some(ETHERNET)
-            })
+    cur.by_uuid.get(&ours).copied().or_else(|| {
+        cur.bound_to(&iface.name).iter().copied().find(|p| {
+            crate::nm::settings::get_str(&p.settings, "connection", "type").as_deref()
+                == Some(ETHERNET)
         })
+    })
 }
 
 /// Drops from the desired address lists what is not configuration but the kernel's or a
@@ -372,13 +397,12 @@ fn plan_interface(iface: &Interface, cur: &Current<'_>, log: &Log) -> Result<Opt
 
     if iface.state == Some(InterfaceState::Absent) {
         let applied_uuid = nm.applied.as_ref().and_then(Applied::uuid);
-        let bound: Vec<(OwnedObjectPath, Option<Settings>)> = cur
-            .profiles
-            .iter()
-            .filter(|p| {
-                p.interface_name().as_deref() == Some(&iface.name)
-                    || profile.is_some_and(|q| q.path == p.path)
-            })
+        let mut bound: Vec<&Profile> = cur.bound_to(&iface.name).to_vec();
+        if let Some(p) = profile.filter(|p| !bound.iter().any(|b| b.path == p.path)) {
+            bound.push(p);
+        }
+        let bound: Vec<(OwnedObjectPath, Option<Settings>)> = bound
+            .into_iter()
             .map(|p| {
                 let restored_by_nm = applied_uuid.is_some() && p.uuid() == applied_uuid;
                 (
@@ -625,11 +649,7 @@ mod tests {
         kernel: &KernelState,
         nm: &HashMap<String, NmIface>,
     ) -> Result<Vec<Step>> {
-        let cur = Current {
-            kernel,
-            nm,
-            profiles: &[],
-        };
+        let cur = Current::new(kernel, nm, &[]);
         plan(&mut state(yaml), &cur, &Log::new())
     }
 
