@@ -4,12 +4,15 @@
 //! 9 Bug); usage errors are InvalidArgument. Errors are one line on stderr. Warnings are
 //! always shown; `-v` shows every log record of the call.
 
-use std::io::{Read, Write};
+use std::io::{IsTerminal, Read, Write};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
 
 use clap::{Parser, Subcommand};
-use mptcpstate::{Error, ErrorKind, Level, Log, OutputFormat};
+use mptcpstate::{ApplyOptions, Error, ErrorKind, Level, Log, OutputFormat, Progress};
 
 #[derive(Parser)]
 #[command(
@@ -62,6 +65,46 @@ enum Command {
         /// Read the kernel only (hosts without NetworkManager).
         #[arg(long)]
         kernel: bool,
+    },
+    /// Apply states through NetworkManager, transactionally: only the interfaces that
+    /// differ change, under a checkpoint; the result is verified against the kernel, then
+    /// committed, or rolled back on any failure.
+    Apply {
+        /// State files (JSON or YAML), applied in turn, stopping at the first error; - for
+        /// standard input.
+        #[arg(required = true, value_name = "FILE")]
+        files: Vec<PathBuf>,
+        /// Do not verify the result against the kernel.
+        #[arg(long)]
+        no_verify: bool,
+        /// Keep the checkpoint open and print its path, one line per file (an empty line
+        /// when nothing had to change), for `commit` or `rollback`.
+        #[arg(long)]
+        no_commit: bool,
+        /// Seconds after which NetworkManager rolls the checkpoint back by itself unless
+        /// it is committed; 0 for never (refused with --no-commit).
+        #[arg(long, value_name = "SEC", default_value_t = mptcpstate::apply::DEFAULT_ROLLBACK_TIMEOUT)]
+        timeout: u32,
+        /// Keep the profiles in NetworkManager's memory only, not on disk.
+        #[arg(long)]
+        memory_only: bool,
+        /// Work over netlink only, without NetworkManager.
+        #[arg(long)]
+        kernel: bool,
+        /// How long verification waits for the kernel to reach the state, in seconds.
+        #[arg(long, value_name = "SEC", default_value = "5", value_parser = seconds)]
+        verify_timeout: Duration,
+    },
+    /// Commit the checkpoint an `apply --no-commit` left: the applied state stays.
+    Commit {
+        /// The path `apply --no-commit` printed; by default NetworkManager's newest.
+        checkpoint: Option<String>,
+    },
+    /// Roll back the checkpoint an `apply --no-commit` left: its devices return to the
+    /// state they had before.
+    Rollback {
+        /// The path `apply --no-commit` printed; by default NetworkManager's newest.
+        checkpoint: Option<String>,
     },
     /// Print the library version.
     Version,
@@ -124,7 +167,141 @@ fn run(cli: &Cli, log: &Log) -> Result<(), Error> {
             };
             print(&mptcpstate::show(&opts, log)?.to_text(output(*json))?)
         }
+        Command::Apply {
+            files,
+            no_verify,
+            no_commit,
+            timeout,
+            memory_only,
+            kernel,
+            verify_timeout,
+        } => {
+            let opts = ApplyOptions {
+                kernel_only: *kernel,
+                verify: !*no_verify,
+                commit: !*no_commit,
+                rollback_timeout: *timeout,
+                memory_only: *memory_only,
+                verify_timeout: *verify_timeout,
+                ..Default::default()
+            };
+            apply_files(files, opts, cli.verbose, log)
+        }
+        Command::Commit { checkpoint } => mptcpstate::commit(checkpoint.as_deref(), log),
+        Command::Rollback { checkpoint } => mptcpstate::rollback(checkpoint.as_deref(), log),
         Command::Version => print(&format!("{}\n", mptcpstate::VERSION)),
+    }
+}
+
+/// Applies each file in turn, stopping at the first error. Every file is read first, so
+/// that a file that cannot be read stops the command before anything is applied.
+///
+/// stdout gets the checkpoint of each file with `--no-commit` (printed as soon as it
+/// exists, so that the ones made before an error can still be rolled back), nothing
+/// otherwise. stderr gets progress and a one-line summary per file, on a terminal (or
+/// the summary with `-v`).
+fn apply_files(
+    files: &[PathBuf],
+    mut opts: ApplyOptions,
+    verbose: bool,
+    log: &Log,
+) -> Result<(), Error> {
+    let inputs = files
+        .iter()
+        .map(|f| read_input(f))
+        .collect::<Result<Vec<_>, _>>()?;
+    let terminal = std::io::stderr().is_terminal();
+    let progress = terminal.then(ProgressLine::new);
+    if let Some(line) = &progress {
+        let line = Arc::clone(line);
+        opts.progress = Some(Arc::new(move |p: &Progress| line.show(p)));
+    }
+    for (file, input) in files.iter().zip(&inputs) {
+        // With several files, errors and summaries say which one.
+        let name = (files.len() > 1).then(|| display_name(file));
+        let named = |e: Error| match &name {
+            Some(name) => Error::new(e.kind(), format!("{name}: {}", e.msg())),
+            None => e,
+        };
+        let outcome = mptcpstate::input_from_bytes(input)
+            .and_then(|text| mptcpstate::apply(text, &opts, log));
+        if let Some(line) = &progress {
+            line.clear();
+        }
+        let outcome = outcome.map_err(named)?;
+        if !opts.commit {
+            print(&format!(
+                "{}\n",
+                outcome.checkpoint.as_deref().unwrap_or("")
+            ))?;
+        }
+        if terminal || verbose {
+            let what = if outcome.changed.is_empty() {
+                "nothing to change".to_string()
+            } else {
+                format!("{} changed", outcome.changed.join(", "))
+            };
+            let applied = if opts.commit {
+                "applied"
+            } else {
+                "applied, not committed"
+            };
+            match &name {
+                Some(name) => eprintln!("{name}: {applied}: {what}"),
+                None => eprintln!("{applied}: {what}"),
+            }
+        }
+    }
+    Ok(())
+}
+
+fn display_name(file: &Path) -> String {
+    if file.as_os_str() == "-" {
+        "standard input".to_string()
+    } else {
+        file.display().to_string()
+    }
+}
+
+/// `--verify-timeout`: seconds, a decimal number of 0 or more.
+fn seconds(s: &str) -> Result<Duration, String> {
+    let n: f64 = s
+        .parse()
+        .map_err(|_| format!("`{s}` is not a number of seconds"))?;
+    Duration::try_from_secs_f64(n)
+        .map_err(|_| format!("`{s}` is not a number of seconds (finite, 0 or more)"))
+}
+
+/// The progress of an apply on one line of a terminal, redrawn in place.
+struct ProgressLine {
+    drawn: AtomicBool,
+}
+
+impl ProgressLine {
+    fn new() -> Arc<Self> {
+        Arc::new(ProgressLine {
+            drawn: AtomicBool::new(false),
+        })
+    }
+
+    fn show(&self, p: &Progress) {
+        let mut err = std::io::stderr().lock();
+        let _ = if p.total == 0 {
+            write!(err, "\r\x1b[K{}", p.phase)
+        } else {
+            write!(err, "\r\x1b[K{} {}/{}", p.phase, p.done, p.total)
+        };
+        let _ = err.flush();
+        self.drawn.store(true, Ordering::SeqCst);
+    }
+
+    /// Erases the line, if anything was drawn.
+    fn clear(&self) {
+        if self.drawn.swap(false, Ordering::SeqCst) {
+            let mut err = std::io::stderr().lock();
+            let _ = write!(err, "\r\x1b[K");
+            let _ = err.flush();
+        }
     }
 }
 
@@ -138,13 +315,7 @@ fn output(json: bool) -> OutputFormat {
 
 fn read_input(file: &Path) -> Result<Vec<u8>, Error> {
     let stdin = file.as_os_str() == "-";
-    let name = || {
-        if stdin {
-            "standard input".to_string()
-        } else {
-            file.display().to_string()
-        }
-    };
+    let name = || display_name(file);
     let cannot = |e: std::io::Error| Error::invalid(format!("cannot read {}: {e}", name()));
     // Read at most one byte past the library's cap: an oversized input is refused without
     // reading all of it, with the file's real size where it is known.
