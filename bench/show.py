@@ -64,14 +64,12 @@ process dies).
 from __future__ import annotations
 
 import argparse
-import contextlib
 import datetime
 import json
 import os
 import platform
 import re
 import shutil
-import signal
 import statistics
 import subprocess
 import sys
@@ -79,10 +77,10 @@ import tempfile
 import time
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parents[1]
-HARNESS = REPO / "tests" / "harness"
-SETSID = shutil.which("setsid") or "/usr/bin/setsid"  # util-linux
-NMSTATE_VERSION = "2.2.62"
+from common import (HARNESS, NMSTATE_VERSION, REPO, address_of, become_subreaper,
+                    fixture_state, flagged_indices, fmt_ms, install_nmstatectl, loadavg, log,
+                    maxrss_floor_kib, parse_sizes, proc_cpu_ns, run_worker, spawn_maxrss,
+                    spawn_wait, version_of, worker_main)
 
 # The issue's targets, checked at N = TARGET_N.
 TARGET_N = 1000
@@ -98,77 +96,14 @@ TOOL_LABELS = {
 }
 
 
-def log(msg: str) -> None:
-    print(msg, file=sys.stderr, flush=True)
-
-
-def loadavg() -> list[float]:
-    return [round(x, 2) for x in os.getloadavg()]
-
-
 # --------------------------------------------------------------------------
 # the worker, inside the sandbox namespace
 # --------------------------------------------------------------------------
 
-def _actions(stdout: str, stderr: str) -> list:
-    return [
-        (os.POSIX_SPAWN_OPEN, 0, "/dev/null", os.O_RDONLY, 0),
-        (os.POSIX_SPAWN_OPEN, 1, stdout, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600),
-        (os.POSIX_SPAWN_OPEN, 2, stderr, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600),
-    ]
-
-
-def _spawn_wait(argv: list[str], env: dict, stdout: str, stderr: str) -> tuple[int, int, float]:
-    """Runs argv straight from this process; returns (wall ns, exit code, CPU s)."""
-    t0 = time.perf_counter_ns()
-    pid = os.posix_spawn(argv[0], argv, env, file_actions=_actions(stdout, stderr))
-    _, status, ru = os.wait4(pid, 0)
-    t1 = time.perf_counter_ns()
-    return t1 - t0, os.waitstatus_to_exitcode(status), ru.ru_utime + ru.ru_stime
-
-
-def _proc_cpu_ns(pid: int | None) -> int:
-    """CPU time used so far by every thread of pid (schedstat: nanoseconds), 0 if gone."""
-    total = 0
-    if not pid:
-        return 0
-    try:
-        for tid in os.listdir(f"/proc/{pid}/task"):
-            try:
-                with open(f"/proc/{pid}/task/{tid}/schedstat") as f:
-                    total += int(f.read().split()[0])
-            except (OSError, ValueError, IndexError):
-                pass
-    except OSError:
-        return 0
-    return total
-
-
-def _spawn_maxrss(argv: list[str], env: dict, stdout: str, stderr: str) -> tuple[int, int]:
-    """Runs argv as a child of a small process; returns (exit code, max RSS KiB).
-
-    Why not straight from here: Linux's max RSS of a process includes the memory of
-    the process it was forked from (exec keeps the old address space's high-water mark),
-    and this Python holds ~17 MB. `setsid --fork` (~1 MB) forks the command and exits at
-    once without reaping it; this process, a child subreaper, inherits the command and
-    reaps it with os.wait4, which gives its rusage."""
-    sp = os.posix_spawn(SETSID, [SETSID, "--fork"] + argv, env,
-                        file_actions=_actions(stdout, stderr))
-    _, status = os.waitpid(sp, 0)
-    if os.waitstatus_to_exitcode(status) != 0:
-        return os.waitstatus_to_exitcode(status), 0
-    _, status, ru = os.wait4(-1, 0)  # the only child left: the command
-    return os.waitstatus_to_exitcode(status), ru.ru_maxrss
-
-
 def measure(spec: dict) -> dict:
     """Warm-up, interleaved timed rounds, then memory runs. A tool is a list of commands
     run one after the other; its time is their sum, its memory their maximum."""
-    import ctypes
-    libc = ctypes.CDLL(None, use_errno=True)
-    PR_SET_CHILD_SUBREAPER = 36
-    if libc.prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) != 0:
-        raise OSError(ctypes.get_errno(), "prctl(PR_SET_CHILD_SUBREAPER)")
+    become_subreaper()
     env = dict(os.environ)
     outdir = spec["outdir"]
     tools = spec["tools"]
@@ -185,19 +120,19 @@ def measure(spec: dict) -> dict:
 
     def run_tool(name: str, mode: str) -> None:
         total, rss, cpu = 0, 0, 0.0
-        nm0, bus0 = _proc_cpu_ns(nm_pid), _proc_cpu_ns(bus_pid)
+        nm0, bus0 = proc_cpu_ns(nm_pid), proc_cpu_ns(bus_pid)
         for i, argv in enumerate(tools[name]):
             out = os.path.join(outdir, f"{name}.{i}.out") if mode == "warmup" else "/dev/null"
             err = os.path.join(outdir, f"{name}.{i}.err")
             if mode == "memory":
-                rc, kib = _spawn_maxrss(argv, env, out, err)
+                rc, kib = spawn_maxrss(argv, env, out, err)
                 rss = max(rss, kib)
             else:
-                ns, rc, used = _spawn_wait(argv, env, out, err)
+                ns, rc, used = spawn_wait(argv, env, out, err)
                 total += ns
                 cpu += used
             check(argv, rc, err)
-        nm1, bus1 = _proc_cpu_ns(nm_pid), _proc_cpu_ns(bus_pid)
+        nm1, bus1 = proc_cpu_ns(nm_pid), proc_cpu_ns(bus_pid)
         if mode == "warmup":
             res[name]["warmup_ns"] = total
         elif mode == "time":
@@ -219,54 +154,13 @@ def measure(spec: dict) -> dict:
         for name in names:
             run_tool(name, "memory")
     # The floor of the memory figures: /bin/true forked by the same shell.
-    floor = os.path.join(outdir, "floor.err")
-    res["_floor_maxrss_kib"] = _spawn_maxrss(["/bin/true"], env, "/dev/null", floor)[1]
+    res["_floor_maxrss_kib"] = maxrss_floor_kib(env, outdir)
     return res
-
-
-def worker_main() -> int:
-    spec = json.load(sys.stdin)
-    try:
-        out = {"ok": True, "results": measure(spec)}
-    except Exception as e:  # noqa: BLE001 - reported to the parent
-        out = {"ok": False, "error": str(e)}
-    json.dump(out, sys.stdout)
-    return 0 if out["ok"] else 1
 
 
 # --------------------------------------------------------------------------
 # the fixture
 # --------------------------------------------------------------------------
-
-def address_of(i: int) -> str:
-    """Interface i (1-based): 10.64.0.1/24, 10.64.1.1/24, ... one /24 each (private, and
-    nothing leaves the namespaces anyway)."""
-    k = i - 1
-    return f"10.{64 + k // 256}.{k % 256}.1"
-
-
-def flagged_indices(n: int, flagged: int) -> list[int]:
-    """min(flagged, n) interfaces spread evenly over 1..n."""
-    k = min(flagged, n)
-    return sorted({1 + (j * n) // k for j in range(k)}) if k else []
-
-
-def fixture_state(names: list[str], flagged: set[str]) -> dict:
-    ifaces = []
-    for i, name in enumerate(names, start=1):
-        iface = {
-            "name": name,
-            "type": "ethernet",
-            "state": "up",
-            "ipv4": {"enabled": True, "dhcp": False,
-                     "address": [{"ip": address_of(i), "prefix-length": 24}]},
-            "ipv6": {"enabled": False},
-        }
-        if name in flagged:
-            iface["mptcp"] = {"address-flags": ["subflow"]}
-        ifaces.append(iface)
-    return {"interfaces": ifaces}
-
 
 _STATE_RE = re.compile(rb"device \(([^)]+)\): state change: \S+ -> (\S+)")
 
@@ -383,24 +277,7 @@ def run_size(n: int, args, ctl: str, nmstatectl: str | None, ip: str) -> dict:
                     "nm_pid": sb.nm_pid, "dbus_pid": sb.dbus_pid}
             runs = rounds + args.memory_runs + args.warmup
             budget = 600 + runs * (30 + (0.05 * n if nmstatectl else 0.005 * n))
-            worker = subprocess.Popen(
-                ["ip", "netns", "exec", sb.netns, sys.executable, os.path.abspath(__file__),
-                 "_measure"],
-                stdin=subprocess.PIPE, stdout=subprocess.PIPE, env=sb.env(), text=True,
-                start_new_session=True)
-            try:
-                out, _ = worker.communicate(json.dumps(spec), timeout=budget)
-            except BaseException as exc:  # a timeout, ^C: the worker and what it runs go
-                with contextlib.suppress(ProcessLookupError):
-                    os.killpg(worker.pid, signal.SIGKILL)
-                worker.wait()
-                if isinstance(exc, subprocess.TimeoutExpired):
-                    raise RuntimeError(f"measurement at N = {n} took over {budget:.0f} s") \
-                        from None
-                raise
-            result = json.loads(out)
-            if not result["ok"]:
-                raise RuntimeError(f"N = {n}: {result['error']}")
+            results = run_worker(sb, __file__, spec, budget, f"N = {n}")
             check_show_output(os.path.join(tmp, "kernel.0.out"), names, flagged, full=False)
             check_show_output(os.path.join(tmp, "full.0.out"), names, flagged, full=True)
             if nmstatectl:
@@ -412,8 +289,8 @@ def run_size(n: int, args, ctl: str, nmstatectl: str | None, ip: str) -> dict:
     rec["rounds"] = rounds
     rec["load_after"] = loadavg()
     rec["tools"] = {}
-    rec["maxrss_floor_mib"] = round(result["results"].pop("_floor_maxrss_kib") / 1024, 2)
-    for name, v in result["results"].items():
+    rec["maxrss_floor_mib"] = round(results.pop("_floor_maxrss_kib") / 1024, 2)
+    for name, v in results.items():
         ms = [x / 1e6 for x in v["ns"]]
         rec["tools"][name] = {
             "command": [" ".join(c) for c in tools[name]],
@@ -443,14 +320,6 @@ def run_size(n: int, args, ctl: str, nmstatectl: str | None, ip: str) -> dict:
         rec["ratios"]["nmstate_vs_kernel"] = round(t["nmstate"]["median_ms"]
                                                    / t["kernel"]["median_ms"], 1)
     return rec
-
-
-def fmt_ms(ms: float) -> str:
-    if ms >= 1000:
-        return f"{ms / 1000:.2f} s"
-    if ms >= 100:
-        return f"{ms:.0f} ms"
-    return f"{ms:.1f} ms"
 
 
 def print_size(rec: dict) -> None:
@@ -535,36 +404,11 @@ def print_summary(recs: list[dict]) -> list[dict]:
     return targets
 
 
-def version_of(argv: list[str]) -> str | None:
-    try:
-        return subprocess.run(argv, capture_output=True, text=True, timeout=30).stdout.strip()
-    except (OSError, subprocess.TimeoutExpired):
-        return None
-
-
-def install_nmstatectl(target_dir: Path) -> str:
-    root = target_dir / "bench" / "nmstate"
-    binary = root / "bin" / "nmstatectl"
-    if binary.exists() and NMSTATE_VERSION in (version_of([str(binary), "--version"]) or ""):
-        return str(binary)
-    log(f"installing nmstatectl {NMSTATE_VERSION} into {root} (a few minutes)")
-    subprocess.run(["cargo", "install", "nmstatectl", "--version", NMSTATE_VERSION,
-                    "--locked", "--root", str(root)], check=True)
-    return str(binary)
-
-
-def parse_sizes(text: str) -> list[int]:
-    sizes = [int(x) for x in text.split(",") if x.strip()]
-    if not sizes or any(n < 1 for n in sizes):
-        raise argparse.ArgumentTypeError("sizes are positive integers, e.g. 1,200,1000")
-    return sizes
-
-
 def main(argv: list[str] | None = None) -> int:
     if argv is None:
         argv = sys.argv[1:]
     if argv[:1] == ["_measure"]:
-        return worker_main()
+        return worker_main(measure)
     p = argparse.ArgumentParser(
         description="Benchmark mptcpstatectl show against ip and nmstatectl in a "
                     "NetworkManager sandbox with N veths.")
