@@ -280,6 +280,7 @@ class Worker:
         log0 = self.nm_log_size()
         nm0, bus0 = proc_cpu_ns(self.nm_pid), proc_cpu_ns(self.bus_pid)
         total, cpu, rss, rc = 0, 0.0, 0, 0
+        wall0 = time.time()
         for argv, stdin in cmds:
             if mode == "memory":
                 rc, kib = spawn_maxrss(argv, self.env, out, err, stdin)
@@ -308,9 +309,12 @@ class Worker:
             rec["stdout"] = stdout[:300]
             # With a driver that prints the library's log (or the CLI's -v): how often
             # the apply read the kernel (once to plan, then each verification poll).
-            reads = len(re.findall(r"kernel: \d+ links", Path(err).read_text(errors="replace")))
+            errtext = Path(err).read_text(errors="replace")
+            reads = len(re.findall(r"kernel: \d+ links", errtext))
             if reads:
                 rec["kernel_reads"] = reads
+            if mode == "time" and rc == 0:
+                rec.update(phases(errtext, wall0, wall0 + total / 1e9))
             m = re.search(r"changed: \[([^\]]*)\]", stdout)
             if m:
                 rec["changed"] = len(re.findall(r'"[^"]*"', m.group(1)))
@@ -328,6 +332,49 @@ class Worker:
             self.holds = which
         rec["nm_state_changes"] = self.state_changes_since(log0)
         return rec
+
+
+_RECORD = re.compile(r"^(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(?:\.\d+)?)Z (\w+) (\S+): (.*)$")
+
+
+def phases(stderr: str, start: float, end: float) -> dict:
+    """From `mptcpstatectl apply -v`'s log (one timestamped record a line): how many
+    interfaces changed, and where the time went (ms; the log has ms resolution), cut at
+    the first kernel read, the first planning record (NM has been read), the checkpoint,
+    the first and the last verification read (kernel reads after the checkpoint) and the
+    last record."""
+    out: dict = {}
+    m = re.search(r"applied(?:, not committed)?: (nothing to change|(.*) changed)$", stderr,
+                  re.M)
+    if m:
+        out["changed"] = 0 if m.group(1) == "nothing to change" else len(m.group(2).split(", "))
+    recs = []
+    for line in stderr.splitlines():
+        r = _RECORD.match(line)
+        if r:
+            t = datetime.datetime.fromisoformat(r.group(1)).replace(
+                tzinfo=datetime.timezone.utc).timestamp()
+            recs.append((t, r.group(3), r.group(4)))
+    if not recs:
+        return out
+    kernel = [t for t, _, msg in recs if msg.startswith("kernel: ")]
+    plan = [t for t, target, _ in recs if target.endswith("::plan")]
+    cp = [t for t, _, msg in recs if msg.startswith("checkpoint ")]
+    marks = [("start_to_kernel_read", kernel[0] if kernel else None),
+             ("nm_read", plan[0] if plan else None),
+             ("plan", plan[-1] if plan else None),
+             ("checkpoint", cp[0] if cp else None)]
+    verify = [t for t in kernel if cp and t >= cp[0]]
+    if verify:
+        marks += [("write_and_live", verify[0]), ("verify_polls", verify[-1])]
+    marks += [("to_last_record", recs[-1][0]), ("commit_and_exit", end)]
+    ph, prev = {}, start
+    for name, t in marks:
+        if t is not None:
+            ph[name] = round((t - prev) * 1e3, 1)
+            prev = t
+    out["phases_ms"] = ph
+    return out
 
 
 def measure(spec: dict) -> dict:
@@ -415,6 +462,14 @@ def summarize(runs: list[dict]) -> dict:
     changed = [r["changed"] for r in ok if "changed" in r]
     if changed:
         out["changed"] = sorted(set(changed))
+    reads = [r["kernel_reads"] for r in ok if "kernel_reads" in r]
+    if reads:
+        out["kernel_reads"] = statistics.median(reads)
+    ph = [r["phases_ms"] for r in ok if "phases_ms" in r]
+    if ph:
+        keys = list(dict.fromkeys(k for x in ph for k in x))
+        out["phases_ms"] = {k: round(statistics.median(x[k] for x in ph if k in x), 1)
+                            for k in keys}
     return out
 
 
@@ -521,6 +576,15 @@ def print_size(rec: dict) -> None:
                   f"{fmt_ms(v['min_ms']):>9} {fmt_ms(v['cpu_ms']):>9} "
                   f"{fmt_ms(v['nm_cpu_ms']):>9} {fmt_ms(v['dbus_cpu_ms']):>9} {rss:>9} "
                   f"{held:>5} {v['nm_state_changes']:>8g}  {ratio}{failed}")
+    for scen in SCENARIOS:
+        for tool in ("ours", "noverify"):
+            v = rec["scenarios"].get(scen, {}).get(tool, {})
+            if "phases_ms" in v or "changed" in v:
+                ph = v.get("phases_ms", {})
+                parts = ", ".join(f"{k} {fmt_ms(x)}" for k, x in ph.items())
+                print(f"  {SCENARIOS[scen][:3]} {TOOL_LABELS[tool]} -v: changed "
+                      f"{v.get('changed', '?')}, kernel reads {v.get('kernel_reads', '?')}; "
+                      f"{parts}")
     print("  (CPU: the tool's own; NM CPU / bus CPU: NetworkManager's / dbus-daemon's during "
           "the run; medians. held: runs after which the kernel held the state at once; "
           "NM st.ch: device state changes in NM's log per run. RSS floor, /bin/true: "
@@ -614,6 +678,10 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--driver", metavar="PATH",
                    help="time PATH, given the state on stdin and printing Ok(...)/Err(...), "
                         "instead of `mptcpstatectl apply FILE` (no --no-verify row)")
+    p.add_argument("--verbose-ours", action="store_true",
+                   help="run mptcpstatectl apply with -v: its log gives how many interfaces "
+                        "changed and where the time went (phases_ms in the JSON, a line per "
+                        "scenario in the table); the log's output costs a little time")
     p.add_argument("--no-build", action="store_true",
                    help="do not run cargo build --release -p mptcpstatectl first")
     p.add_argument("--out", metavar="FILE",
@@ -650,8 +718,9 @@ def main(argv: list[str] | None = None) -> int:
         if probe.returncode != 0:
             p.error(f"{ctl} has no `apply` subcommand ({probe.stderr.strip()[:200]}); "
                     "build a newer one, or time a stdin driver with --driver PATH")
-        tools["ours"] = {"argv": [ctl, "apply"]}
-        tools["noverify"] = {"argv": [ctl, "apply", "--no-verify"]}
+        v = ["-v"] if args.verbose_ours else []
+        tools["ours"] = {"argv": [ctl, "apply"] + v}
+        tools["noverify"] = {"argv": [ctl, "apply", "--no-verify"] + v}
     tools["nmcli"] = {"argv": ["/usr/bin/nmcli"]}
     nmstatectl = None
     if not args.skip_nmstatectl:
