@@ -217,7 +217,8 @@ class Worker:
                  self.nmcli("-t", "-f", "UUID,TYPE", "connection", "show").splitlines()
                  if line.endswith(":802-3-ethernet")]
         if uuids:
-            self.nmcli("connection", "delete", *uuids)
+            self.nmcli("--wait", str(int(RESET_TIMEOUT_BASE + 0.5 * len(self.names))),
+                       "connection", "delete", *uuids)
         deadline = t0 + RESET_TIMEOUT_BASE + 0.1 * len(self.names)
         self.settle(None, timeout=max(1.0, deadline - time.monotonic()))
         want = set(self.names)
@@ -607,7 +608,8 @@ def print_summary(recs: list[dict]) -> list[dict]:
                 cells.append(f(r))
             except (KeyError, TypeError):
                 cells.append("-")
-        print(f"  {label:<46}" + "".join(f"{c:>11}" for c in cells))
+        if any(c != "-" for c in cells):
+            print(f"  {label:<46}" + "".join(f"{c:>11}" for c in cells))
 
     short = {"create": "(a) create", "change": "(b) change flags", "same": "(c) same again"}
     for scen in SCENARIOS:
