@@ -181,25 +181,30 @@ fn check_interface_with(
 /// ones (DHCP, SLAAC) come and go: neither is compared.
 fn check_addresses(iface: &Interface, link: &Link, addrs: &[&Address], out: &mut Vec<Mismatch>) {
     let name = &link.name;
-    // An address whose duplicate address detection failed is listed but unusable.
+    // An address whose duplicate address detection failed is listed but unusable; one
+    // whose detection is still running (IPv6, about a second) may still fail it.
+    let usable = |a: &&&Address| !a.is_dad_failed() && !a.is_tentative();
     let have: HashSet<(IpAddr, u8)> = addrs
         .iter()
-        .filter(|a| !a.is_dad_failed())
+        .filter(usable)
         .map(|a| (a.address, a.prefix_len))
         .collect();
     for want in iface.addresses() {
         if !have.contains(&(want.ip, want.prefix_length)) {
-            let dad_failed = addrs
-                .iter()
-                .any(|a| a.address == want.ip && a.is_dad_failed());
+            let listed = addrs.iter().find(|a| a.address == want.ip);
+            let current = match listed {
+                Some(a) if a.is_dad_failed() => {
+                    "duplicate address detection failed (the address is in use on the link)"
+                }
+                Some(a) if a.is_tentative() => {
+                    "tentative (duplicate address detection has not finished)"
+                }
+                _ => "absent",
+            };
             out.push(mismatch(
                 format!("{name}: address {}/{}", want.ip, want.prefix_length),
                 "present",
-                if dad_failed {
-                    "duplicate address detection failed (the address is in use on the link)"
-                } else {
-                    "absent"
-                },
+                current,
             ));
         }
     }
@@ -393,7 +398,7 @@ mod tests {
     }
 
     #[test]
-    fn an_address_whose_dad_failed_is_not_there() {
+    fn an_address_is_there_once_dad_succeeded() {
         let yaml =
             "interfaces:\n- name: eth1\n  ipv4: {address: [{ip: 192.0.2.2, prefix-length: 24}]}\n";
         let mut k = kernel(&[]);

@@ -373,11 +373,6 @@ fn resulting_addresses(iface: &Interface, kernel: &KernelState) -> Vec<IpAddr> {
     v4.into_iter().chain(v6).collect()
 }
 
-/// Does the state ask for anything a profile holds (beyond name, type and state)?
-fn sets_profile_keys(iface: &Interface) -> bool {
-    iface.mptcp.is_some() || iface.ipv4.is_some() || iface.ipv6.is_some()
-}
-
 fn plan_interface(iface: &Interface, cur: &Current<'_>, log: &Log) -> Result<Option<Step>> {
     let nm = cur.nm.get(&iface.name).cloned().unwrap_or_default();
     let link = cur.kernel.links.iter().find(|l| l.name == iface.name);
@@ -444,14 +439,9 @@ fn plan_interface(iface: &Interface, cur: &Current<'_>, log: &Log) -> Result<Opt
 
     // Not ours to configure (loopback, a bridge ...) or not managed by NM: fine as long
     // as the kernel already holds what the state says (`show` output lists them all).
+    // Their NM profiles, if any, are not this library's to compare or write.
     if !configurable || !managed {
-        let profile_matches = match (profile, sets_profile_keys(iface)) {
-            (Some(p), true) => {
-                changed_keys(&p.settings, &desired_settings(iface, Some(&p.settings))).is_empty()
-            }
-            _ => true,
-        };
-        if kernel_holds && profile_matches && iface.state != Some(InterfaceState::Down) {
+        if kernel_holds && iface.state != Some(InterfaceState::Down) {
             return Ok(None);
         }
         if !configurable {
