@@ -344,3 +344,25 @@ def test_disjoint_applies_run_side_by_side(cli, require_nm):
         assert checkpoints(sb) == [cp]
         assert sb.run([cli, "rollback", cp]).returncode == 0
         assert endpoint_lines(sb) == ["198.51.100.2 signal,subflow eth2"]
+
+
+def test_ctrl_c_rolls_back(cli, require_nm):
+    """SIGINT while an activation waits for a DHCP server that does not exist: the CLI
+    rolls back at once (the new profile is gone, no checkpoint stays) and exits with
+    Timeout's code, saying it was interrupted."""
+    with Sandbox(["eth1"]) as sb:
+        before = snapshot(sb)
+        proc = subprocess.Popen(
+            ["ip", "netns", "exec", sb.netns, cli, "apply", "-"], env=sb.env(),
+            stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        proc.stdin.write("interfaces:\n- name: eth1\n  ipv4: {enabled: true, dhcp: true}\n")
+        proc.stdin.close()
+        sb.wait_for(lambda: checkpoints(sb), timeout=10, what="the apply's checkpoint")
+        time.sleep(0.5)
+        proc.send_signal(signal.SIGINT)
+        proc.wait(timeout=20)
+        err = proc.stderr.read()
+        assert proc.returncode == 7, err
+        assert "interrupted" in err and "rolled back" in err, err
+        assert not checkpoints(sb)
+        sb.wait_for(lambda: snapshot(sb) == before, timeout=5, what="the state as before")

@@ -210,6 +210,14 @@ fn apply_files(
         .iter()
         .map(|f| read_input(f))
         .collect::<Result<Vec<_>, _>>()?;
+    // Ctrl-C (or SIGTERM) during an apply rolls it back before the command ends, instead
+    // of leaving a checkpoint for NetworkManager to roll back a minute later.
+    let interrupted = Arc::new(AtomicBool::new(false));
+    for signal in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
+        signal_hook::flag::register(signal, Arc::clone(&interrupted))
+            .map_err(|e| Error::new(ErrorKind::Bug, format!("installing a signal handler: {e}")))?;
+    }
+    opts.cancel = Some(Arc::clone(&interrupted));
     let terminal = std::io::stderr().is_terminal();
     let progress = terminal.then(ProgressLine::new);
     if let Some(line) = &progress {
@@ -223,6 +231,12 @@ fn apply_files(
             Some(name) => Error::new(e.kind(), format!("{name}: {}", e.msg())),
             None => e,
         };
+        if interrupted.load(Ordering::Relaxed) {
+            return Err(named(Error::new(
+                ErrorKind::Timeout,
+                "interrupted before this file was applied",
+            )));
+        }
         let outcome = mptcpstate::input_from_bytes(input)
             .and_then(|text| mptcpstate::apply(text, &opts, log));
         if let Some(line) = &progress {
