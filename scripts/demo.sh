@@ -24,8 +24,8 @@ in_sandbox "$CTL" -v apply "$STATE"
 echo
 show=$(in_sandbox "$CTL" show eth1)
 eps=$(in_sandbox ip mptcp endpoint show)
-echo "== mptcpstatectl show eth1                     | == kernel: ip mptcp endpoint show"
-pr -m -t -w 100 <(echo "$show") <(echo "$eps")
+printf '%-40s %s\n' "== mptcpstatectl show eth1" "== kernel: ip mptcp endpoint show"
+paste <(echo "$show") <(echo "$eps") | expand -t 41
 echo
 echo "== kernel: ip mptcp limits show"
 in_sandbox ip mptcp limits show

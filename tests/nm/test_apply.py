@@ -366,3 +366,19 @@ def test_ctrl_c_rolls_back(cli, require_nm):
         assert "interrupted" in err and "rolled back" in err, err
         assert not checkpoints(sb)
         sb.wait_for(lambda: snapshot(sb) == before, timeout=5, what="the state as before")
+
+
+def test_seed_applied_shows_the_seed_query(cli, require_nm, seed_yaml):
+    """The seed's example applied, then `show eth1`: the seed's query output (its
+    interface, flags per interface and per address; show adds what it also knows)."""
+    with Sandbox(["eth1"]) as sb:
+        r = cli_apply(sb, cli, seed_yaml)
+        assert r.returncode == 0, r.stderr
+        shown = json.loads(sb.run([cli, "show", "eth1", "--json"]).stdout)
+        [eth1] = shown["interfaces"]
+        assert eth1["name"] == "eth1" and eth1["state"] == "up"
+        assert sorted(eth1["mptcp"]["address-flags"]) == ["signal", "subflow"]
+        assert eth1["ipv4"]["enabled"] is True and eth1["ipv4"]["dhcp"] is False
+        assert eth1["ipv4"]["address"] == [
+            {"ip": "192.0.2.2", "prefix-length": 24, "mptcp-flags": ["signal", "subflow"]}]
+        assert endpoint_lines(sb) == ["192.0.2.2 signal,subflow eth1"]
