@@ -1,7 +1,7 @@
 //! The NetworkManager-mode pipeline: read, plan, checkpoint, write, bring live, verify,
 //! commit or roll back (the module note of `apply` has the order and the reasons).
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::atomic::Ordering;
 use std::sync::Mutex;
 use std::time::Duration;
@@ -15,10 +15,14 @@ use crate::log::Level;
 use crate::netlink::{self, KernelState, Limits};
 use crate::nm::activation::{self, Reapplied};
 use crate::nm::checkpoint;
-use crate::nm::dbus::{bounded, device_proxy, error_name, nm_error, nm_proxy, Settings};
+use crate::nm::dbus::{
+    bounded, device_proxy, error_name, nm_error, nm_proxy, NetworkManagerProxy, Settings,
+};
 use crate::nm::deactivation;
-use crate::nm::profile::{self, Storage};
-use crate::nm::query::{check_version, connect, DEVICES_IN_FLIGHT};
+use crate::nm::profile::{self, Applied, Storage};
+use crate::nm::query::{
+    check_version, connect, read_device_applied, DEVICES_IN_FLIGHT, NM_DEVICE_STATE_ACTIVATED,
+};
 use crate::state::NetworkState;
 use crate::verify::{self, Mode};
 use crate::{log_at, Error, ErrorKind, Log, Result};
@@ -245,53 +249,102 @@ async fn interruptible<F: std::future::Future<Output = Result<()>>>(
     }
 }
 
-/// NM's device and applied connection for each name, [`DEVICES_IN_FLIGHT`] at a time;
-/// two calls for an active device, three for another.
+/// NM's device and applied connection for each name: the devices concurrently,
+/// [`DEVICES_IN_FLIGHT`] at a time. When the state names most of NM's devices, every
+/// device is read (one call for an active device, see
+/// [`read_device_applied`](crate::nm::query::read_device_applied)); otherwise each name
+/// is looked up first (one call more each). A device with nothing applied costs one more
+/// call, for its state.
+///
+/// (The futures are made first and then buffered: a closure inside the stream
+/// combinator that borrows would make the whole future lose `Send`, a known limit of
+/// rustc's lifetime inference.)
 async fn read_ifaces(
     conn: &zbus::Connection,
     names: &[String],
 ) -> Result<HashMap<String, NmIface>> {
+    use futures_util::stream::{self, StreamExt};
     let nm = nm_proxy(conn)
         .await
         .map_err(|e| nm_error("NetworkManager", e))?;
-    let one = |name: String| {
-        let nm = nm.clone();
-        async move {
-            let path = match nm.get_device_by_ip_iface(&name).await {
-                Ok(p) => p,
-                Err(e) if error_name(&e).is_some_and(|n| n.ends_with(".UnknownDevice")) => {
-                    return Ok((name, NmIface::default()))
-                }
-                Err(e) => return Err(nm_error(&format!("finding the device {name}"), e)),
-            };
-            let applied = profile::applied(conn, &path.as_ref()).await?;
-            let state = match &applied {
-                // Something is applied: the device is managed and activating or active.
-                Some(_) => crate::nm::query::NM_DEVICE_STATE_ACTIVATED,
-                None => device_proxy(conn, path.clone())
-                    .await
-                    .map_err(|e| nm_error("NetworkManager device", e))?
-                    .state()
-                    .await
-                    .map_err(|e| nm_error(&format!("reading the state of {name}"), e))?,
-            };
-            Ok((
-                name,
-                NmIface {
-                    device: Some(Device { path, state }),
-                    applied,
-                },
-            ))
-        }
-    };
-    let found: Vec<Result<(String, NmIface)>> = {
-        use futures_util::stream::{self, StreamExt};
-        stream::iter(names.iter().cloned().map(one))
-            .buffer_unordered(DEVICES_IN_FLIGHT)
+    let all = nm
+        .get_all_devices()
+        .await
+        .map_err(|e| nm_error("listing NetworkManager devices", e))?;
+    let paths: Vec<OwnedObjectPath> = if names.len() * 2 >= all.len() {
+        all
+    } else {
+        let lookups: Vec<_> = names.iter().map(|n| find_device(&nm, n)).collect();
+        let found: Vec<_> = stream::iter(lookups)
+            .buffered(DEVICES_IN_FLIGHT)
             .collect()
-            .await
+            .await;
+        found
+            .into_iter()
+            .collect::<Result<Vec<_>>>()?
+            .into_iter()
+            .flatten()
+            .collect()
     };
-    found.into_iter().collect()
+    let wanted: HashSet<&str> = names.iter().map(String::as_str).collect();
+    let reads: Vec<_> = paths
+        .into_iter()
+        .map(|p| read_iface(conn, p, &wanted))
+        .collect();
+    let found: Vec<Result<Option<(String, NmIface)>>> = stream::iter(reads)
+        .buffer_unordered(DEVICES_IN_FLIGHT)
+        .collect()
+        .await;
+    let mut out = HashMap::new();
+    for r in found {
+        if let Some((name, iface)) = r? {
+            out.insert(name, iface);
+        }
+    }
+    Ok(out)
+}
+
+async fn find_device(nm: &NetworkManagerProxy<'_>, name: &str) -> Result<Option<OwnedObjectPath>> {
+    match nm.get_device_by_ip_iface(name).await {
+        Ok(p) => Ok(Some(p)),
+        Err(e) if error_name(&e).is_some_and(|x| x.ends_with(".UnknownDevice")) => Ok(None),
+        Err(e) => Err(nm_error(&format!("finding the device {name}"), e)),
+    }
+}
+
+/// One device, when its interface is `wanted`.
+async fn read_iface(
+    conn: &zbus::Connection,
+    path: OwnedObjectPath,
+    wanted: &HashSet<&str>,
+) -> Result<Option<(String, NmIface)>> {
+    let Some(d) = read_device_applied(conn, path).await? else {
+        return Ok(None);
+    };
+    if !wanted.contains(d.interface.as_str()) {
+        return Ok(None);
+    }
+    let state = match &d.applied {
+        // Something is applied: the device is managed and activating or active.
+        Some(_) => NM_DEVICE_STATE_ACTIVATED,
+        None => device_proxy(conn, d.path.clone())
+            .await
+            .map_err(|e| nm_error("NetworkManager device", e))?
+            .state()
+            .await
+            .map_err(|e| nm_error(&format!("reading the state of {}", d.interface), e))?,
+    };
+    let iface = NmIface {
+        device: Some(Device {
+            path: d.path,
+            state,
+        }),
+        applied: d.applied.map(|(settings, version_id)| Applied {
+            settings,
+            version_id,
+        }),
+    };
+    Ok(Some((d.interface, iface)))
 }
 
 /// Profiles written, then deactivations and deletions, then reapplies, then activations

@@ -151,6 +151,24 @@ pub async fn read_nm(conn: &zbus::Connection, only: Option<&[String]>) -> Result
 }
 
 /// One device; `None` when it vanished while being read.
+async fn read_device(conn: &zbus::Connection, path: OwnedObjectPath) -> Result<Option<NmDevice>> {
+    Ok(read_device_applied(conn, path).await?.map(|d| NmDevice {
+        path: d.path,
+        interface: d.interface,
+        applied: d.applied.map(|(s, _)| AppliedProfile::from_settings(&s)),
+    }))
+}
+
+/// A device with its whole applied connection and its version id (what `Reapply`
+/// checks).
+#[derive(Debug, Clone)]
+pub struct DeviceApplied {
+    pub path: OwnedObjectPath,
+    pub interface: String,
+    pub applied: Option<(Settings, u64)>,
+}
+
+/// One device with its applied connection; `None` when it vanished while being read.
 ///
 /// One call for most active devices, two for the others: the applied connection first
 /// (NM answers `org.freedesktop.NetworkManager.Device.NotActive` for a device that has
@@ -160,20 +178,20 @@ pub async fn read_nm(conn: &zbus::Connection, only: Option<&[String]>) -> Result
 /// that key cannot be reapplied, so the profile's name is the device's. NM answers one
 /// call at a time: at 1000 active devices, the calls it is spared are most of a show's
 /// time.
-async fn read_device(conn: &zbus::Connection, path: OwnedObjectPath) -> Result<Option<NmDevice>> {
+pub async fn read_device_applied(
+    conn: &zbus::Connection,
+    path: OwnedObjectPath,
+) -> Result<Option<DeviceApplied>> {
     let dev = device_proxy(conn, path.clone())
         .await
         .map_err(|e| nm_error("NetworkManager device", e))?;
-    let (applied, bound) = match dev.get_applied_connection(0).await {
-        Ok((settings, _)) => (
-            Some(AppliedProfile::from_settings(&settings)),
-            bound_interface(&settings),
-        ),
+    let applied = match dev.get_applied_connection(0).await {
+        Ok(applied) => Some(applied),
         Err(e) if vanished(&e) => return Ok(None),
         // NotActive, or any other refusal: no applied profile to report.
-        Err(_) => (None, None),
+        Err(_) => None,
     };
-    let interface = match bound {
+    let interface = match applied.as_ref().and_then(|(s, _)| bound_interface(s)) {
         Some(name) => name,
         None => match dev.interface().await {
             Ok(v) => v,
@@ -181,7 +199,7 @@ async fn read_device(conn: &zbus::Connection, path: OwnedObjectPath) -> Result<O
             Err(e) => return Err(nm_error("reading a NetworkManager device", e)),
         },
     };
-    Ok(Some(NmDevice {
+    Ok(Some(DeviceApplied {
         path,
         interface,
         applied,
