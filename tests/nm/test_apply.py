@@ -382,3 +382,16 @@ def test_seed_applied_shows_the_seed_query(cli, require_nm, seed_yaml):
         assert eth1["ipv4"]["address"] == [
             {"ip": "192.0.2.2", "prefix-length": 24, "mptcp-flags": ["signal", "subflow"]}]
         assert endpoint_lines(sb) == ["192.0.2.2 signal,subflow eth1"]
+
+
+def test_per_address_flags_are_ignored_with_a_warning(cli, require_nm):
+    """NetworkManager holds one flag set per interface: an address's own differing flags
+    are ignored, and the CLI says so (warnings always show)."""
+    with Sandbox(["eth1"]) as sb:
+        state = ("interfaces:\n- name: eth1\n  mptcp: {address-flags: [subflow]}\n"
+                 "  ipv4:\n    enabled: true\n    address:\n"
+                 "    - {ip: 192.0.2.2, prefix-length: 24, mptcp-flags: [signal]}\n")
+        r = sb.run([cli, "apply", "-"], input=state, check=False)
+        assert r.returncode == 0, r.stderr
+        assert "mptcp-flags [signal] of 192.0.2.2 are ignored" in r.stderr, r.stderr
+        assert endpoint_lines(sb) == ["192.0.2.2 subflow eth1"]

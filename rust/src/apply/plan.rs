@@ -133,6 +133,9 @@ pub fn plan(state: &mut NetworkState, cur: &Current<'_>, log: &Log) -> Result<Ve
     check_budget(state, cur)?;
     let mut steps = Vec::new();
     for iface in &state.interfaces {
+        if !iface.is_going_away() {
+            crate::nm::model::warn_ignored_address_flags(iface, log);
+        }
         if let Some(step) = plan_interface(iface, cur, log)? {
             log_at!(log, Level::Info, "{}: {}", step.name, step.why);
             steps.push(step);

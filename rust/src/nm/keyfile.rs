@@ -40,7 +40,7 @@ pub fn keyfile(iface: &Interface, log: &Log) -> Option<(String, String)> {
         );
         return None;
     }
-    warn_ignored_address_flags(iface, log);
+    super::model::warn_ignored_address_flags(iface, log);
 
     let mut out = String::new();
     let name = escape(&iface.name);
@@ -75,26 +75,6 @@ fn write_ip(out: &mut String, section: &str, ip: Option<&IpProfile>) {
         let _ = writeln!(out, "address{}={addr}/{prefix}", i + 1);
     }
     let _ = writeln!(out, "method={}", ip.method.as_str());
-}
-
-/// NetworkManager holds one flag set per profile: per-address flags that differ from the
-/// interface's are ignored (as in nmstate), and said so.
-fn warn_ignored_address_flags(iface: &Interface, log: &Log) {
-    let iface_flags = iface.address_flags();
-    for addr in iface.addresses() {
-        if let Some(flags) = addr.mptcp_flags {
-            if Some(flags) != iface_flags {
-                log_at!(
-                    log,
-                    Level::Warn,
-                    "{}: mptcp-flags {flags} of {} are ignored: NetworkManager supports one \
-                     flag set per interface; set mptcp.address-flags instead",
-                    iface.name,
-                    addr.ip
-                );
-            }
-        }
-    }
 }
 
 /// GKeyFile value escaping; interface names cannot hold whitespace, so only the

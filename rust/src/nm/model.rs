@@ -8,7 +8,9 @@
 use std::net::IpAddr;
 
 use super::mptcp::to_nm;
+use crate::log::Level;
 use crate::state::{Interface, InterfaceState, Ipv4Config, Ipv6Config};
+use crate::{log_at, Log};
 
 /// `ipv4.method` / `ipv6.method` values this library writes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -189,6 +191,26 @@ pub fn merge_ipv6(desired: &Ipv6Config, current: &Ipv6Config) -> Ipv6Config {
         dhcp: desired.dhcp.or(current.dhcp),
         autoconf: desired.autoconf.or(current.autoconf),
         address,
+    }
+}
+
+/// NetworkManager holds one flag set per profile: per-address flags that differ from the
+/// interface's are ignored (as in nmstate), and said so.
+pub fn warn_ignored_address_flags(iface: &Interface, log: &Log) {
+    let iface_flags = iface.address_flags();
+    for addr in iface.addresses() {
+        if let Some(flags) = addr.mptcp_flags {
+            if Some(flags) != iface_flags {
+                log_at!(
+                    log,
+                    Level::Warn,
+                    "{}: mptcp-flags {flags} of {} are ignored: NetworkManager supports one \
+                     flag set per interface; set mptcp.address-flags instead",
+                    iface.name,
+                    addr.ip
+                );
+            }
+        }
     }
 }
 
