@@ -21,7 +21,7 @@ use crate::nm::dbus::{
 use crate::nm::deactivation;
 use crate::nm::profile::{self, Applied, Storage};
 use crate::nm::query::{
-    check_version, connect, read_device_applied, DEVICES_IN_FLIGHT, NM_DEVICE_STATE_ACTIVATED,
+    checked_version, connect, read_device_applied, DEVICES_IN_FLIGHT, NM_DEVICE_STATE_ACTIVATED,
 };
 use crate::state::NetworkState;
 use crate::verify::{self, Mode};
@@ -97,11 +97,7 @@ pub async fn apply(
     let nm = nm_proxy(&conn)
         .await
         .map_err(|e| nm_error("NetworkManager", e))?;
-    let version = nm
-        .version()
-        .await
-        .map_err(|e| nm_error("reading NetworkManager's version", e))?;
-    check_version(&version)?;
+    checked_version(&nm).await?;
     let names: Vec<String> = state.interfaces.iter().map(|i| i.name.clone()).collect();
     let (kernel, ifaces, profiles) = futures_util::future::try_join3(
         netlink::read_kernel(log),

@@ -21,7 +21,7 @@
 use futures_util::stream::{self, StreamExt};
 use zbus::zvariant::{OwnedObjectPath, OwnedValue};
 
-use super::dbus::{device_proxy, nm_error, nm_proxy, Settings};
+use super::dbus::{device_proxy, nm_error, nm_proxy, NetworkManagerProxy, Settings};
 use crate::{Error, ErrorKind, Result};
 
 /// The oldest NetworkManager with `connection.mptcp-flags`.
@@ -110,16 +110,22 @@ pub fn check_version(version: &str) -> Result<()> {
     Ok(())
 }
 
-/// Reads NM's version and devices; `only` limits the devices to those interface names.
-pub async fn read_nm(conn: &zbus::Connection, only: Option<&[String]>) -> Result<NmState> {
-    let nm = nm_proxy(conn)
-        .await
-        .map_err(|e| nm_error("NetworkManager", e))?;
+/// NM's version, checked against [`NM_MIN_VERSION`].
+pub async fn checked_version(nm: &NetworkManagerProxy<'_>) -> Result<String> {
     let version = nm
         .version()
         .await
         .map_err(|e| nm_error("reading NetworkManager's version", e))?;
     check_version(&version)?;
+    Ok(version)
+}
+
+/// Reads NM's version and devices; `only` limits the devices to those interface names.
+pub async fn read_nm(conn: &zbus::Connection, only: Option<&[String]>) -> Result<NmState> {
+    let nm = nm_proxy(conn)
+        .await
+        .map_err(|e| nm_error("NetworkManager", e))?;
+    let version = checked_version(&nm).await?;
 
     let paths: Vec<OwnedObjectPath> = match only {
         None => nm
