@@ -45,17 +45,23 @@ dbus-daemon's CPU from /proc/<pid>/task/*/schedstat). Peak memory (max RSS) come
 separate untimed runs of each scenario (`--memory-runs`, default 1) forked by
 `setsid --fork`, the worker being a child subreaper (see show.py for why).
 
+With --verbose-ours, mptcpstatectl runs with -v and its timestamped log gives, per run,
+how many interfaces changed, how often it read the kernel, and where the time went:
+start..first kernel read, reading NM, planning, checkpoint, writing and bringing live,
+verification polls, commit and exit (`phases_ms`; a line per scenario in the table).
+
 Targets (issue 4): at N = 1000 nmstatectl / ours >= 50 for (b) and for (c), >= 3 for (a);
 at N = 1 the flag change (b) within 1.5x of nmcli modify + reapply. The machine's load
-average is recorded per N and per scenario: nmstatectl's time grows with the load far more
-than ours, so its ratio on a busy machine flatters us.
+average is recorded per N and per run (`load1`): nmstatectl's time grows with the load far
+more than ours, so its ratio on a busy machine flatters us. (b) and (c) run in blocks, so
+the two tools may meet different loads there; compare the runs' `load1`.
 
 Usage (root; Python 3 standard library only):
 
     python3 bench/apply.py                          # N = 1, 200, 1000, with nmstatectl
     python3 bench/apply.py --sizes 1,200 --repeat 1
     python3 bench/apply.py --sizes 1000 --nmstatectl-repeat 1 --memory-runs 0
-    python3 bench/apply.py --skip-nmstatectl --sizes 1,200,1000
+    python3 bench/apply.py --skip-nmstatectl --sizes 200,1000 --verbose-ours
 
 Options: --repeat K timed runs per scenario (default 5 at N < 200, else 3);
 --nmstatectl-repeat K for nmstatectl (default: as --repeat below N = 1000, 1 from 1000 on;
@@ -64,7 +70,8 @@ target/bench/nmstate/bin/nmstatectl) or --install-nmstatectl (cargo install, onc
 show.py); --mptcpstatectl PATH (default target/release/mptcpstatectl, built first by
 `cargo build --release -p mptcpstatectl` unless --no-build); --driver PATH times a program
 that reads the state on stdin and prints `Ok(...)` or `Err(...)` (a library example)
-instead of `mptcpstatectl apply FILE`; --memory-runs M; --flagged (0..8); --out FILE
+instead of `mptcpstatectl apply FILE`; --verbose-ours; --memory-runs M; --flagged (0..8);
+--out FILE
 (default target/bench/apply-<UTC time>.json, copied to target/bench/apply-latest.json).
 Each N gets its own sandbox, stopped before the next one starts (and by the harness's
 supervisor if this process dies). Nothing runs in the root network namespace.
