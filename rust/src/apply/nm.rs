@@ -30,8 +30,10 @@ use crate::{log_at, Error, ErrorKind, Log, Result};
 /// How long activations and deactivations may take (NM's own DHCP timeout is 45 s).
 pub const ACTIVATION_TIMEOUT: Duration = Duration::from_secs(90);
 
-/// How often verification re-reads the kernel.
-const VERIFY_POLL: Duration = Duration::from_millis(50);
+/// The pauses between verification's reads of the kernel: short at first (NM puts the
+/// endpoints of a reapply in place a few milliseconds after it answers, and a kernel
+/// read costs well under a millisecond at one interface), then every 50 ms.
+const VERIFY_BACKOFF_MS: [u64; 6] = [2, 4, 8, 16, 32, 50];
 
 /// What the apply itself must put back on rollback, beyond what NM's checkpoint
 /// restores: profiles that were not applied to a held device, and the host knobs.
@@ -462,6 +464,7 @@ async fn verify(
 ) -> Result<()> {
     report.step("verifying", 0, 0);
     let deadline = tokio::time::Instant::now() + opts.verify_timeout;
+    let mut round = 0;
     loop {
         let kernel = netlink::read_kernel(log).await?;
         let mismatches = verify::check(state, &kernel, Mode::NetworkManager);
@@ -479,7 +482,9 @@ async fn verify(
                 ),
             ));
         }
-        tokio::time::sleep(VERIFY_POLL).await;
+        let pause = VERIFY_BACKOFF_MS[round.min(VERIFY_BACKOFF_MS.len() - 1)];
+        round += 1;
+        tokio::time::sleep(Duration::from_millis(pause)).await;
     }
 }
 
