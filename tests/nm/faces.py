@@ -102,6 +102,10 @@ class JsonFace(Face):
         return self.prefix + [cmd]
 
     def parse(self, proc) -> Result:
+        # The programs exit 0 whatever the library returned: anything else is a crash,
+        # a usage error, or (99) what valgrind found.
+        assert proc.returncode == 0, (
+            f"{self.name} face exited with {proc.returncode}:\n{proc.stdout}\n{proc.stderr[-4000:]}")
         try:
             out = json.loads(proc.stdout.strip().splitlines()[-1])
         except (IndexError, ValueError):
