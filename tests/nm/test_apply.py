@@ -395,3 +395,29 @@ def test_per_address_flags_are_ignored_with_a_warning(cli, require_nm):
         assert r.returncode == 0, r.stderr
         assert "mptcp-flags [signal] of 192.0.2.2 are ignored" in r.stderr, r.stderr
         assert endpoint_lines(sb) == ["192.0.2.2 subflow eth1"]
+
+
+def test_python_ctrl_c_rolls_back(require_nm):
+    """Ctrl-C (SIGINT) in a Python program blocked in mptcpstate.apply: the apply rolls
+    back, then KeyboardInterrupt reaches the program."""
+    import sys
+    with Sandbox(["eth1"]) as sb:
+        before = snapshot(sb)
+        code = ("import sys, mptcpstate\n"
+                "try:\n"
+                "    mptcpstate.apply(sys.stdin.read())\n"
+                "except KeyboardInterrupt:\n"
+                "    print('interrupted'); sys.exit(3)\n")
+        proc = subprocess.Popen(
+            ["ip", "netns", "exec", sb.netns, sys.executable, "-c", code], env=sb.env(),
+            stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        proc.stdin.write("interfaces:\n- name: eth1\n  ipv4: {enabled: true, dhcp: true}\n")
+        proc.stdin.close()
+        sb.wait_for(lambda: checkpoints(sb), timeout=10, what="the apply's checkpoint")
+        time.sleep(0.5)
+        proc.send_signal(signal.SIGINT)
+        proc.wait(timeout=20)
+        out = proc.stdout.read()
+        assert proc.returncode == 3 and "interrupted" in out, proc.stderr.read()
+        assert not checkpoints(sb)
+        sb.wait_for(lambda: snapshot(sb) == before, timeout=5, what="the state as before")
