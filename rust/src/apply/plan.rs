@@ -9,7 +9,7 @@ use std::net::IpAddr;
 use zbus::zvariant::OwnedObjectPath;
 
 use crate::log::Level;
-use crate::netlink::{EndpointFlags, KernelState};
+use crate::netlink::{EndpointFlags, KernelState, Link};
 use crate::nm::dbus::Settings;
 use crate::nm::keyfile::profile_uuid;
 use crate::nm::mptcp::from_nm;
@@ -91,6 +91,7 @@ pub struct Current<'a> {
     by_uuid: HashMap<String, &'a Profile>,
     /// Ethernet profiles bound to an interface name, in NM's order.
     by_ifname: HashMap<String, Vec<&'a Profile>>,
+    links: HashMap<&'a str, &'a Link>,
 }
 
 impl<'a> Current<'a> {
@@ -114,7 +115,13 @@ impl<'a> Current<'a> {
             nm,
             by_uuid,
             by_ifname,
+            links: kernel.links.iter().map(|l| (l.name.as_str(), l)).collect(),
         }
+    }
+
+    /// The kernel's link of that name.
+    fn link(&self, name: &str) -> Option<&'a Link> {
+        self.links.get(name).copied()
     }
 
     /// The profiles bound to `ifname` by `connection.interface-name`.
@@ -127,7 +134,13 @@ impl<'a> Current<'a> {
 /// Also runs the live checks; an error here means nothing may be written.
 pub fn plan(state: &mut NetworkState, cur: &Current<'_>, log: &Log) -> Result<Vec<Step>> {
     for iface in &mut state.interfaces {
-        drop_kernel_owned(iface, cur.kernel, profile_of(iface, cur), log);
+        drop_kernel_owned(
+            iface,
+            cur.link(&iface.name),
+            cur.kernel,
+            profile_of(iface, cur),
+            log,
+        );
     }
     check_mptcp_enabled(state, cur.kernel)?;
     check_budget(state, cur)?;
@@ -176,11 +189,12 @@ fn profile_of<'a>(iface: &Interface, cur: &Current<'a>) -> Option<&'a Profile> {
 /// change nothing, and must not pin a lease as a static address.
 fn drop_kernel_owned(
     iface: &mut Interface,
+    link: Option<&Link>,
     kernel: &KernelState,
     profile: Option<&Profile>,
     log: &Log,
 ) {
-    let Some(link) = kernel.links.iter().find(|l| l.name == iface.name) else {
+    let Some(link) = link else {
         return;
     };
     let on_link: Vec<_> = kernel.addresses_of(link.index).collect();
@@ -308,7 +322,7 @@ fn check_budget(state: &NetworkState, cur: &Current<'_>) -> Result<()> {
             continue;
         }
         let flags = interface_flags(iface, cur);
-        for ip in resulting_addresses(iface, kernel) {
+        for ip in resulting_addresses(iface, cur.link(&iface.name), kernel) {
             if ineligibility(ip).is_some() {
                 continue;
             }
@@ -348,11 +362,12 @@ fn interface_flags(iface: &Interface, cur: &Current<'_>) -> Option<MptcpFlags> {
 
 /// The static addresses the interface has after the apply: per family, the state's list
 /// when it gives one, else the link's permanent addresses now.
-fn resulting_addresses(iface: &Interface, kernel: &KernelState) -> Vec<IpAddr> {
-    let now: Vec<IpAddr> = kernel
-        .links
-        .iter()
-        .find(|l| l.name == iface.name)
+fn resulting_addresses(
+    iface: &Interface,
+    link: Option<&Link>,
+    kernel: &KernelState,
+) -> Vec<IpAddr> {
+    let now: Vec<IpAddr> = link
         .map(|l| {
             kernel
                 .addresses_of(l.index)
@@ -378,7 +393,7 @@ fn resulting_addresses(iface: &Interface, kernel: &KernelState) -> Vec<IpAddr> {
 
 fn plan_interface(iface: &Interface, cur: &Current<'_>, log: &Log) -> Result<Option<Step>> {
     let nm = cur.nm.get(&iface.name).cloned().unwrap_or_default();
-    let link = cur.kernel.links.iter().find(|l| l.name == iface.name);
+    let link = cur.link(&iface.name);
     let device = nm.device.as_ref().map(|d| d.path.clone());
     let active = nm.applied.is_some();
     let profile = profile_of(iface, cur);
@@ -726,7 +741,7 @@ mod tests {
         let mut s = state(
             "interfaces:\n- name: eth1\n  ipv4: {dhcp: true, address: [{ip: 192.0.2.2, prefix-length: 24}, {ip: 192.0.2.77, prefix-length: 24}]}\n  ipv6: {address: [{ip: fe80::1, prefix-length: 64}]}\n",
         );
-        drop_kernel_owned(&mut s.interfaces[0], &k, None, &Log::new());
+        drop_kernel_owned(&mut s.interfaces[0], k.links.first(), &k, None, &Log::new());
         let v4: Vec<String> = s.interfaces[0]
             .ipv4
             .as_ref()

@@ -154,17 +154,12 @@ pub fn ipv6_profile(cfg: Option<&Ipv6Config>) -> IpProfile {
 /// addresses, which NM would refuse anyway); and a family turned off loses its addresses
 /// (NM refuses addresses with `method=disabled`).
 pub fn merge_ipv4(desired: &Ipv4Config, current: &Ipv4Config) -> Ipv4Config {
-    let wants_ip =
-        desired.dhcp == Some(true) || desired.address.as_ref().is_some_and(|a| !a.is_empty());
-    let enabled = desired
-        .enabled
-        .or(wants_ip.then_some(true))
-        .or(current.enabled);
-    let address = if enabled == Some(false) {
-        Some(Vec::new())
-    } else {
-        desired.address.clone().or_else(|| current.address.clone())
-    };
+    let wants_ip = desired.dhcp == Some(true);
+    let (enabled, address) = merge_family(
+        wants_ip,
+        (desired.enabled, &desired.address),
+        (current.enabled, &current.address),
+    );
     Ipv4Config {
         enabled,
         dhcp: desired.dhcp.or(current.dhcp),
@@ -174,24 +169,36 @@ pub fn merge_ipv4(desired: &Ipv4Config, current: &Ipv4Config) -> Ipv4Config {
 
 /// [`merge_ipv4`] for IPv6 (autoconf is one more way to want the family).
 pub fn merge_ipv6(desired: &Ipv6Config, current: &Ipv6Config) -> Ipv6Config {
-    let wants_ip = desired.dhcp == Some(true)
-        || desired.autoconf == Some(true)
-        || desired.address.as_ref().is_some_and(|a| !a.is_empty());
-    let enabled = desired
-        .enabled
-        .or(wants_ip.then_some(true))
-        .or(current.enabled);
-    let address = if enabled == Some(false) {
-        Some(Vec::new())
-    } else {
-        desired.address.clone().or_else(|| current.address.clone())
-    };
+    let wants_ip = desired.dhcp == Some(true) || desired.autoconf == Some(true);
+    let (enabled, address) = merge_family(
+        wants_ip,
+        (desired.enabled, &desired.address),
+        (current.enabled, &current.address),
+    );
     Ipv6Config {
         enabled,
         dhcp: desired.dhcp.or(current.dhcp),
         autoconf: desired.autoconf.or(current.autoconf),
         address,
     }
+}
+
+/// The rules of [`merge_ipv4`] shared by both families: `enabled` and the address list,
+/// from (`enabled`, `address`) desired and current. `dynamic` says the state asks for
+/// DHCP (or autoconf).
+fn merge_family<A: Clone>(
+    dynamic: bool,
+    desired: (Option<bool>, &Option<Vec<A>>),
+    current: (Option<bool>, &Option<Vec<A>>),
+) -> (Option<bool>, Option<Vec<A>>) {
+    let wants_ip = dynamic || desired.1.as_ref().is_some_and(|a| !a.is_empty());
+    let enabled = desired.0.or(wants_ip.then_some(true)).or(current.0);
+    let address = if enabled == Some(false) {
+        Some(Vec::new())
+    } else {
+        desired.1.clone().or_else(|| current.1.clone())
+    };
+    (enabled, address)
 }
 
 /// NetworkManager holds one flag set per profile: per-address flags that differ from the
