@@ -9,7 +9,7 @@ use crate::netlink::{EndpointFlags, KernelState};
 use crate::nm::query::NmState;
 use crate::state::{
     ineligibility, HostMptcp, Interface, InterfaceMptcp, InterfaceState, Ipv4Address, Ipv4Config,
-    Ipv6Address, Ipv6Config, MptcpFlags, MptcpLimits, NetworkState,
+    Ipv6Address, Ipv6Config, MptcpFlags, MptcpLimits, NetworkState, PathManager,
 };
 
 /// What `show` reads.
@@ -42,6 +42,11 @@ pub fn merge(kernel: &KernelState, nm: Option<&NmState>, only: &[String]) -> Net
         .filter(|e| e.flags.bits() & EndpointFlags::IMPLICIT == 0)
         .map(|e| (e.address, e.flags.mptcp_flags()))
         .collect();
+    let endpoint_port: HashMap<IpAddr, u16> = kernel
+        .endpoints
+        .iter()
+        .filter_map(|e| Some((e.address, e.port?)))
+        .collect();
 
     let mut interfaces: Vec<Interface> = kernel
         .links
@@ -58,6 +63,7 @@ pub fn merge(kernel: &KernelState, nm: Option<&NmState>, only: &[String]) -> Net
                         ip,
                         prefix_length: a.prefix_len,
                         mptcp_flags: flags_of(a.address),
+                        mptcp_port: endpoint_port.get(&a.address).copied(),
                     }),
                     IpAddr::V6(_) => None,
                 })
@@ -69,6 +75,7 @@ pub fn merge(kernel: &KernelState, nm: Option<&NmState>, only: &[String]) -> Net
                         ip,
                         prefix_length: a.prefix_len,
                         mptcp_flags: flags_of(a.address),
+                        mptcp_port: endpoint_port.get(&a.address).copied(),
                     }),
                     IpAddr::V4(_) => None,
                 })
@@ -128,6 +135,12 @@ pub fn merge(kernel: &KernelState, nm: Option<&NmState>, only: &[String]) -> Net
     NetworkState {
         mptcp: Some(HostMptcp {
             enabled: kernel.mptcp_enabled,
+            path_manager: kernel
+                .sysctls
+                .path_manager
+                .as_deref()
+                .and_then(PathManager::from_name),
+            scheduler: kernel.sysctls.scheduler.clone(),
             limits: kernel.limits.map(|l| MptcpLimits {
                 subflows: Some(l.subflows),
                 add_addr_accepted: Some(l.add_addr_accepted),

@@ -331,6 +331,7 @@ mod tests {
                     ifindex: Some(2),
                 })
                 .collect(),
+            ..Default::default()
         }
     }
 

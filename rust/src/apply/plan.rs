@@ -645,6 +645,7 @@ mod tests {
                 add_addr_accepted: 0,
             }),
             endpoints,
+            ..Default::default()
         }
     }
 

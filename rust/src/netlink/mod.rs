@@ -52,7 +52,10 @@ pub use mptcp::{
     add_endpoint, delete_endpoint, dump_endpoints, flush_endpoints, get_limits, set_limits,
     Endpoint, EndpointFlags, Limits,
 };
-pub use sysctl::{mptcp_enabled, set_mptcp_enabled, MPTCP_ENABLED_PATH};
+pub use sysctl::{
+    mptcp_enabled, mptcp_sysctls, set_mptcp_enabled, set_path_manager, set_scheduler, MptcpSysctls,
+    MPTCP_ENABLED_PATH,
+};
 
 /// How long [`read_kernel`] waits for the kernel's answers. Netlink answers in
 /// microseconds; this only bounds a socket that never completes.
@@ -62,7 +65,7 @@ const READ_LINKS: &str = "reading links";
 const READ_ADDRESSES: &str = "reading IP addresses";
 
 /// What the kernel holds, as the library uses it.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct KernelState {
     /// Sorted by ifindex.
     pub links: Vec<Link>,
@@ -74,6 +77,8 @@ pub struct KernelState {
     pub limits: Option<Limits>,
     /// In the kernel's order (by id).
     pub endpoints: Vec<Endpoint>,
+    /// The other MPTCP sysctls (path manager, scheduler); empty without MPTCP.
+    pub sysctls: MptcpSysctls,
 }
 
 impl KernelState {
@@ -96,6 +101,10 @@ impl KernelState {
 pub async fn read_kernel(log: &Log) -> Result<KernelState> {
     // A procfs read that never sleeps (see sysctl.rs); it decides whether MPTCP is asked.
     let enabled = sysctl::mptcp_enabled()?;
+    let sysctls = match enabled {
+        Some(_) => sysctl::mptcp_sysctls()?,
+        None => MptcpSysctls::default(),
+    };
 
     let links = async {
         let (conn, handle) =
@@ -161,5 +170,6 @@ pub async fn read_kernel(log: &Log) -> Result<KernelState> {
         mptcp_enabled: enabled,
         limits,
         endpoints,
+        sysctls,
     })
 }

@@ -27,6 +27,8 @@ impl EndpointFlags {
     pub const FULLMESH: u32 = 1 << 3;
     /// Made by the kernel for an address a connection used without an endpoint.
     pub const IMPLICIT: u32 = 1 << 4;
+    /// Linux 6.18.
+    pub const LAMINAR: u32 = 1 << 5;
 
     pub fn bits(self) -> u32 {
         self.0
@@ -36,7 +38,8 @@ impl EndpointFlags {
         self.0 & bits == bits
     }
 
-    /// The schema's flags (signal, subflow, backup, fullmesh); other bits dropped.
+    /// The schema's flags (signal, subflow, backup, fullmesh, implicit, laminar); other
+    /// bits dropped.
     pub fn mptcp_flags(self) -> MptcpFlags {
         MptcpFlags::from_kernel_bits(self.0)
     }
@@ -282,7 +285,10 @@ mod tests {
         assert_eq!((ep.port, ep.ifindex), (None, None));
         assert!(ep.flags.contains(EndpointFlags::IMPLICIT));
         let flags: Vec<_> = ep.flags.mptcp_flags().iter().collect();
-        assert_eq!(flags, vec![MptcpFlag::Signal, MptcpFlag::Subflow]);
+        assert_eq!(
+            flags,
+            vec![MptcpFlag::Signal, MptcpFlag::Subflow, MptcpFlag::Implicit]
+        );
         assert_eq!(ep.to_string(), "192.0.2.2 id 1");
         // No id or no address: not an endpoint.
         assert_eq!(Endpoint::from_pm(PmAddr::default()), None);

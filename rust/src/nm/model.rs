@@ -234,6 +234,7 @@ mod tests {
                     ip: a.parse().unwrap(),
                     prefix_length: 24,
                     mptcp_flags: None,
+                    mptcp_port: None,
                 })
                 .collect(),
         )
@@ -247,6 +248,7 @@ mod tests {
                     ip: a.parse().unwrap(),
                     prefix_length: 64,
                     mptcp_flags: None,
+                    mptcp_port: None,
                 })
                 .collect(),
         )

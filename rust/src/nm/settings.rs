@@ -192,6 +192,7 @@ pub fn current_ipv4(s: &Settings) -> Ipv4Config {
                 ip,
                 prefix_length: prefix,
                 mptcp_flags: None,
+                mptcp_port: None,
             }),
             IpAddr::V6(_) => None,
         })
@@ -213,6 +214,7 @@ pub fn current_ipv6(s: &Settings) -> Ipv6Config {
                 ip,
                 prefix_length: prefix,
                 mptcp_flags: None,
+                mptcp_port: None,
             }),
             IpAddr::V4(_) => None,
         })

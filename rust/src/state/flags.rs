@@ -19,15 +19,23 @@ pub enum MptcpFlag {
     Backup,
     /// With `subflow`: one subflow per known peer address (refused with `signal`).
     Fullmesh,
+    /// An endpoint the kernel made itself, for a local address a connection used without
+    /// one (`show` reports it; a desired state cannot ask for it).
+    Implicit,
+    /// Linux 6.18: use the address for subflows towards the addresses the peer announces,
+    /// one per announced address (NetworkManager 0x100 from 1.56).
+    Laminar,
 }
 
 impl MptcpFlag {
     /// In the kernel's bit order, which is also the canonical output order.
-    pub const ALL: [MptcpFlag; 4] = [
+    pub const ALL: [MptcpFlag; 6] = [
         MptcpFlag::Signal,
         MptcpFlag::Subflow,
         MptcpFlag::Backup,
         MptcpFlag::Fullmesh,
+        MptcpFlag::Implicit,
+        MptcpFlag::Laminar,
     ];
 
     pub fn name(self) -> &'static str {
@@ -36,6 +44,8 @@ impl MptcpFlag {
             MptcpFlag::Subflow => "subflow",
             MptcpFlag::Backup => "backup",
             MptcpFlag::Fullmesh => "fullmesh",
+            MptcpFlag::Implicit => "implicit",
+            MptcpFlag::Laminar => "laminar",
         }
     }
 
@@ -46,6 +56,8 @@ impl MptcpFlag {
             MptcpFlag::Subflow => 1 << 1,
             MptcpFlag::Backup => 1 << 2,
             MptcpFlag::Fullmesh => 1 << 3,
+            MptcpFlag::Implicit => 1 << 4,
+            MptcpFlag::Laminar => 1 << 5,
         }
     }
 }
@@ -69,7 +81,7 @@ impl MptcpFlags {
     pub const EMPTY: MptcpFlags = MptcpFlags(0);
 
     /// Builds a set from kernel `MPTCP_PM_ADDR_FLAG_*` bits; bits this library does not
-    /// know (e.g. `implicit`) are dropped.
+    /// know are dropped.
     pub fn from_kernel_bits(bits: u32) -> Self {
         let known = MptcpFlag::ALL.iter().fold(0, |acc, f| acc | f.kernel_bit());
         MptcpFlags(bits & known)
@@ -103,6 +115,13 @@ impl MptcpFlags {
             return Err(
                 "`signal` and `fullmesh` cannot be set together: the kernel refuses \
                  fullmesh on a signal endpoint; drop one of them"
+                    .to_string(),
+            );
+        }
+        if self.contains(MptcpFlag::Implicit) && self.0 != MptcpFlag::Implicit.kernel_bit() {
+            return Err(
+                "`implicit` cannot be combined with other flags: the kernel makes implicit \
+                 endpoints itself, for addresses a connection used without an endpoint"
                     .to_string(),
             );
         }
@@ -153,7 +172,8 @@ impl<'de> Deserialize<'de> for MptcpFlags {
 
             fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
                 f.write_str(
-                    "a list of MPTCP flags (signal, subflow, backup, fullmesh), e.g. [subflow]",
+                    "a list of MPTCP flags (signal, subflow, backup, fullmesh, laminar), e.g. \
+                     [subflow]",
                 )
             }
 
@@ -200,8 +220,20 @@ mod tests {
 
     #[test]
     fn unknown_kernel_bits_are_dropped() {
-        // 0x10 is the kernel's `implicit` flag.
-        let f = MptcpFlags::from_kernel_bits(0x10 | 0x2);
-        assert_eq!(f.iter().collect::<Vec<_>>(), vec![MptcpFlag::Subflow]);
+        // 0x10 is the kernel's `implicit` flag, 0x20 `laminar`; 0x40 is not defined.
+        let f = MptcpFlags::from_kernel_bits(0x40 | 0x20 | 0x2);
+        assert_eq!(
+            f.iter().collect::<Vec<_>>(),
+            vec![MptcpFlag::Subflow, MptcpFlag::Laminar]
+        );
+        let f = MptcpFlags::from_kernel_bits(0x10);
+        assert_eq!(f.iter().collect::<Vec<_>>(), vec![MptcpFlag::Implicit]);
+    }
+
+    #[test]
+    fn implicit_stands_alone() {
+        assert!(serde_json::from_str::<MptcpFlags>(r#"["implicit"]"#).is_ok());
+        let e = serde_json::from_str::<MptcpFlags>(r#"["implicit","subflow"]"#).unwrap_err();
+        assert!(e.to_string().contains("the kernel makes implicit"), "{e}");
     }
 }

@@ -15,14 +15,84 @@ pub struct HostMptcp {
     /// `net.mptcp.enabled` of the network namespace.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub enabled: Option<bool>,
+    /// Who manages endpoints and subflows: the kernel's path manager or a userspace
+    /// daemon (sysctl `net.mptcp.path_manager`, `pm_type` before Linux 6.15).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub path_manager: Option<PathManager>,
+    /// The packet scheduler (sysctl `net.mptcp.scheduler`), one of the kernel's
+    /// `available_schedulers`.
+    #[serde(
+        default,
+        deserialize_with = "de_scheduler",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub scheduler: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub limits: Option<MptcpLimits>,
 }
 
 map_only!(
     HostMptcp,
-    "an mptcp section: a mapping with `enabled` and `limits`"
+    "an mptcp section: a mapping with `enabled`, `path-manager`, `scheduler` and `limits`"
 );
+
+/// `mptcp.path-manager`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum PathManager {
+    /// The in-kernel path manager: endpoints and limits (`ip mptcp`).
+    Kernel,
+    /// A userspace daemon (mptcpd) decides, over the `mptcp_pm` netlink events.
+    Userspace,
+}
+
+impl PathManager {
+    /// The value of sysctl `net.mptcp.path_manager`.
+    pub fn name(self) -> &'static str {
+        match self {
+            PathManager::Kernel => "kernel",
+            PathManager::Userspace => "userspace",
+        }
+    }
+
+    /// The value of sysctl `net.mptcp.pm_type` (kernels before 6.15).
+    pub fn pm_type(self) -> u8 {
+        match self {
+            PathManager::Kernel => 0,
+            PathManager::Userspace => 1,
+        }
+    }
+
+    /// From the sysctl's value (`kernel`, `userspace`).
+    pub fn from_name(name: &str) -> Option<Self> {
+        match name {
+            "kernel" => Some(PathManager::Kernel),
+            "userspace" => Some(PathManager::Userspace),
+            _ => None,
+        }
+    }
+}
+
+/// The longest scheduler name the kernel takes (`MPTCP_SCHED_NAME_MAX` - 1).
+pub const SCHEDULER_NAME_MAX: usize = 15;
+
+fn de_scheduler<'de, D: Deserializer<'de>>(d: D) -> Result<Option<String>, D::Error> {
+    use serde::de::Error as _;
+    let name = String::deserialize(d)?;
+    if name.is_empty() || name.len() > SCHEDULER_NAME_MAX {
+        return Err(D::Error::custom(format!(
+            "scheduler `{}`: a scheduler name is 1..{SCHEDULER_NAME_MAX} bytes, e.g. `default`",
+            name.escape_debug()
+        )));
+    }
+    if let Some(c) = name.chars().find(|c| c.is_whitespace() || c.is_control()) {
+        return Err(D::Error::custom(format!(
+            "scheduler `{}` contains {c:?}; a scheduler name is one word, e.g. `default`",
+            name.escape_debug()
+        )));
+    }
+    Ok(Some(name))
+}
 
 #[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case", deny_unknown_fields, remote = "Self")]

@@ -52,6 +52,14 @@ pub struct Ipv4Address {
     pub prefix_length: u8,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub mptcp_flags: Option<MptcpFlags>,
+    /// Kernel-only mode: the port of a `signal` endpoint (the kernel listens on it and
+    /// announces it; refused with `subflow`).
+    #[serde(
+        default,
+        deserialize_with = "de_port",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub mptcp_port: Option<u16>,
 }
 
 map_only!(
@@ -68,6 +76,14 @@ pub struct Ipv6Address {
     pub prefix_length: u8,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub mptcp_flags: Option<MptcpFlags>,
+    /// Kernel-only mode: the port of a `signal` endpoint (the kernel listens on it and
+    /// announces it; refused with `subflow`).
+    #[serde(
+        default,
+        deserialize_with = "de_port",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub mptcp_port: Option<u16>,
 }
 
 map_only!(
@@ -81,6 +97,7 @@ pub struct AddrRef {
     pub ip: IpAddr,
     pub prefix_length: u8,
     pub mptcp_flags: Option<MptcpFlags>,
+    pub mptcp_port: Option<u16>,
 }
 
 impl From<&Ipv4Address> for AddrRef {
@@ -89,6 +106,7 @@ impl From<&Ipv4Address> for AddrRef {
             ip: IpAddr::V4(a.ip),
             prefix_length: a.prefix_length,
             mptcp_flags: a.mptcp_flags,
+            mptcp_port: a.mptcp_port,
         }
     }
 }
@@ -99,6 +117,7 @@ impl From<&Ipv6Address> for AddrRef {
             ip: IpAddr::V6(a.ip),
             prefix_length: a.prefix_length,
             mptcp_flags: a.mptcp_flags,
+            mptcp_port: a.mptcp_port,
         }
     }
 }
@@ -191,6 +210,10 @@ fn de_ipv6<'de, D: Deserializer<'de>>(d: D) -> Result<Ipv6Addr, D::Error> {
             "internal: IPv4 address passed the IPv6 check",
         )),
     }
+}
+
+fn de_port<'de, D: Deserializer<'de>>(d: D) -> Result<Option<u16>, D::Error> {
+    int_in_range(d, 1, 65535, "mptcp-port").map(|v| Some(v as u16))
 }
 
 fn de_prefix_v4<'de, D: Deserializer<'de>>(d: D) -> Result<u8, D::Error> {

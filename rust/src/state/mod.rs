@@ -17,7 +17,7 @@ use serde::{Deserialize, Serialize};
 use de::map_only;
 
 pub use flags::{MptcpFlag, MptcpFlags};
-pub use host::{HostMptcp, MptcpLimits, MPTCP_LIMIT_MAX};
+pub use host::{HostMptcp, MptcpLimits, PathManager, MPTCP_LIMIT_MAX, SCHEDULER_NAME_MAX};
 pub use interface::{
     check_ifname, Interface, InterfaceMptcp, InterfaceState, InterfaceType, IFNAME_MAX,
 };
