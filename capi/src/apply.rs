@@ -137,7 +137,7 @@ pub unsafe extern "C" fn mptcpstate_checkpoint_commit(
     unsafe {
         run_call(log, err_kind, err_msg, |log| {
             let checkpoint = optional_input(checkpoint, "checkpoint")?;
-            mptcpstate::commit(checkpoint, log)
+            mptcpstate::commit(checkpoint, log).map(|_| ())
         })
     }
 }
@@ -172,7 +172,7 @@ pub unsafe extern "C" fn mptcpstate_checkpoint_rollback(
     unsafe {
         run_call(log, err_kind, err_msg, |log| {
             let checkpoint = optional_input(checkpoint, "checkpoint")?;
-            mptcpstate::rollback(checkpoint, log)
+            mptcpstate::rollback(checkpoint, log).map(|_| ())
         })
     }
 }

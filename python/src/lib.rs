@@ -134,24 +134,33 @@ mod _native {
         })
     }
 
-    /// Commits the checkpoint an `apply(..., commit=False)` left: the applied state
-    /// stays. `checkpoint` is the path `apply` returned; None for the last one this
-    /// process left open.
+    /// Commits what an `apply(..., commit=False)` left pending: the applied state stays.
+    /// `checkpoint` is the path `apply` returned; None for the last one this process left
+    /// open, else the newest pending in this network namespace, else NetworkManager's
+    /// newest. Returns the checkpoint committed, or None when nothing was pending (then
+    /// nothing changes).
     #[pyfunction]
     #[pyo3(signature = (checkpoint = None))]
-    fn commit(py: Python<'_>, checkpoint: Option<&Bound<'_, PyString>>) -> PyResult<()> {
+    fn commit(
+        py: Python<'_>,
+        checkpoint: Option<&Bound<'_, PyString>>,
+    ) -> PyResult<Option<String>> {
         let checkpoint = input::optional_text(checkpoint, "checkpoint")?;
         run(py, move |log| {
             mptcpstate::commit(checkpoint.as_deref(), log)
         })
     }
 
-    /// Rolls back the checkpoint an `apply(..., commit=False)` left: its devices return
-    /// to the state they had before. `checkpoint` is the path `apply` returned; None for
-    /// the last one this process left open.
+    /// Rolls back what an `apply(..., commit=False)` left pending: everything it changed
+    /// is put back (NetworkManager's checkpoint, and what it does not hold: host knobs,
+    /// kernel-only changes, profiles that were not active). `checkpoint` as for
+    /// `commit()`. Returns the checkpoint rolled back, or None when nothing was pending.
     #[pyfunction]
     #[pyo3(signature = (checkpoint = None))]
-    fn rollback(py: Python<'_>, checkpoint: Option<&Bound<'_, PyString>>) -> PyResult<()> {
+    fn rollback(
+        py: Python<'_>,
+        checkpoint: Option<&Bound<'_, PyString>>,
+    ) -> PyResult<Option<String>> {
         let checkpoint = input::optional_text(checkpoint, "checkpoint")?;
         run(py, move |log| {
             mptcpstate::rollback(checkpoint.as_deref(), log)

@@ -79,15 +79,16 @@ def apply(
     ``PermissionDeniedError``, ``KernelError``, ``TimeoutError``.
     """
 
-def commit(checkpoint: str | None = None) -> None:
-    """Commits the checkpoint an ``apply(..., commit=False)`` left: the applied state
-    stays. ``checkpoint`` is the path ``apply`` returned; None for the last one this
-    process left open."""
+def commit(checkpoint: str | None = None) -> str | None:
+    """Commits what an ``apply(..., commit=False)`` left pending: the applied state stays.
+    ``checkpoint`` is the path ``apply`` returned; None for the last one this process left
+    open, else the newest pending in this network namespace, else NetworkManager's newest.
+    Returns the checkpoint committed, or None when nothing was pending."""
 
-def rollback(checkpoint: str | None = None) -> None:
-    """Rolls back the checkpoint an ``apply(..., commit=False)`` left: its devices return
-    to the state they had before. ``checkpoint`` is the path ``apply`` returned; None
-    for the last one this process left open."""
+def rollback(checkpoint: str | None = None) -> str | None:
+    """Rolls back what an ``apply(..., commit=False)`` left pending: everything it changed
+    is put back. ``checkpoint`` as for ``commit()``. Returns the checkpoint rolled back,
+    or None when nothing was pending."""
 
 def _raise_kind(kind: str, message: str) -> NoReturn:
     """Raises the exception a library error of ``kind`` becomes (for tests)."""

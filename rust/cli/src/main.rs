@@ -187,8 +187,16 @@ fn run(cli: &Cli, log: &Log) -> Result<(), Error> {
             };
             apply_files(files, opts, cli.verbose, log)
         }
-        Command::Commit { checkpoint } => mptcpstate::commit(checkpoint.as_deref(), log),
-        Command::Rollback { checkpoint } => mptcpstate::rollback(checkpoint.as_deref(), log),
+        Command::Commit { checkpoint } => {
+            let done = mptcpstate::commit(checkpoint.as_deref(), log)?;
+            finished("commit", "committed", done);
+            Ok(())
+        }
+        Command::Rollback { checkpoint } => {
+            let done = mptcpstate::rollback(checkpoint.as_deref(), log)?;
+            finished("roll back", "rolled back", done);
+            Ok(())
+        }
         Command::Version => print(&format!("{}\n", mptcpstate::VERSION)),
     }
 }
@@ -250,10 +258,9 @@ fn apply_files(
             ))?;
         }
         if terminal || verbose {
-            let what = if outcome.changed.is_empty() {
-                "nothing to change".to_string()
-            } else {
-                format!("{} changed", outcome.changed.join(", "))
+            let what = match outcome.summary() {
+                None => "nothing to change".to_string(),
+                Some(list) => format!("{list} changed"),
             };
             let applied = if opts.commit {
                 "applied"
@@ -267,6 +274,15 @@ fn apply_files(
         }
     }
     Ok(())
+}
+
+/// One line on stderr for `commit`/`rollback`: what was done, or that nothing was
+/// pending (which is not an error: exit status 0).
+fn finished(verb: &str, past: &str, done: Option<String>) {
+    match done {
+        Some(cp) => eprintln!("{past}: {cp}"),
+        None => eprintln!("nothing to {verb}: no checkpoint is pending"),
+    }
 }
 
 fn display_name(file: &Path) -> String {

@@ -1,27 +1,27 @@
-//! `apply`: bring the system to a desired state, transactionally (SPEC section 3).
+//! `apply`: bring the system to a desired state, transactionally (SPEC section 3), and
+//! `commit`/`rollback` of what a no-commit apply left pending.
 //!
-//! The pipeline, NetworkManager mode:
-//! 1. parse and validate the input (no system access);
-//! 2. read the current state: the kernel (one dump per object kind) and, for the
-//!    interfaces the state names, NM's device, applied connection and profiles; run the
-//!    live checks (NM version, `net.mptcp.enabled`, the endpoint budget counting the
-//!    endpoints that stay, interfaces that must exist). Invalid input stops here:
-//!    nothing was written;
-//! 3. plan per interface ([`plan`]): nothing to do, write a profile, reapply, activate,
-//!    deactivate, delete;
-//! 4. checkpoint over the devices that change (none change: no checkpoint at all);
-//! 5. write profiles and bring them live, interfaces concurrently, bounded;
-//! 6. verify against the kernel by polling ([`crate::verify`]);
-//! 7. commit, or roll back and return the first error; with no-commit, return the
-//!    checkpoint and let the caller decide.
+//! - `pipeline.rs`: the steps, the same for both backends (read, check, plan, begin,
+//!   write, verify, commit or keep or roll back);
+//! - `checks.rs`, `host.rs`: the live checks and the host knobs, backend-neutral;
+//! - `nm/`: the NetworkManager backend; `kernel/`: the kernel-only backend (netlink);
+//! - `record.rs`, `timer.rs`: the undo records a no-commit apply keeps under
+//!   `/run/mptcpstate/`, and the process that rolls them back at their deadline.
 
+mod checks;
+mod finish;
+mod host;
+mod kernel;
 mod nm;
-mod plan;
+mod pipeline;
+mod record;
+mod timer;
 
 use std::sync::atomic::AtomicBool;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use crate::state::NetworkState;
 use crate::{Log, Result, Runtime};
 
 /// How long verification polls the kernel by default before it gives up.
@@ -107,6 +107,27 @@ pub struct ApplyOutcome {
     /// The interfaces that were changed, sorted; empty when the system already held the
     /// state.
     pub changed: Vec<String>,
+    /// The host knobs that were changed (`mptcp.enabled`, `mptcp.limits`, ...).
+    pub host: Vec<String>,
+}
+
+impl ApplyOutcome {
+    /// Whether anything changed.
+    pub fn is_change(&self) -> bool {
+        !self.changed.is_empty() || !self.host.is_empty()
+    }
+
+    /// What changed, for a one-line summary: `eth1, eth2, mptcp.limits`; `None` when
+    /// nothing did.
+    pub fn summary(&self) -> Option<String> {
+        let all: Vec<&str> = self
+            .changed
+            .iter()
+            .chain(&self.host)
+            .map(String::as_str)
+            .collect();
+        (!all.is_empty()).then(|| all.join(", "))
+    }
 }
 
 /// The last checkpoint this process left open (no-commit), for `commit`/`rollback`
@@ -127,17 +148,45 @@ fn last_checkpoint() -> Option<String> {
 /// Applies `input` (JSON or YAML). See the module's note for the pipeline.
 pub fn apply(input: &str, opts: &ApplyOptions, log: &Log) -> Result<ApplyOutcome> {
     let state = crate::parse(input, log)?;
-    Runtime::global()?.block_on(nm::apply(state, opts, log))?
+    Runtime::global()?.block_on(apply_async(state, opts, log))?
 }
 
-/// Commits a checkpoint left by a no-commit apply: `None` for the last one this process
-/// made, else NM's newest.
-pub fn commit(checkpoint: Option<&str>, log: &Log) -> Result<()> {
-    Runtime::global()?.block_on(nm::commit(checkpoint, log))?
+async fn apply_async(state: NetworkState, opts: &ApplyOptions, log: &Log) -> Result<ApplyOutcome> {
+    pipeline::check_options(opts)?;
+    if opts.kernel_only {
+        let backend = kernel::KernelBackend::default();
+        pipeline::run(backend, state, opts, log).await
+    } else {
+        let backend = nm::NmBackend::connect().await?;
+        pipeline::run(backend, state, opts, log).await
+    }
 }
 
-/// Rolls back a checkpoint left by a no-commit apply: `None` for the last one this
-/// process made, else NM's newest.
-pub fn rollback(checkpoint: Option<&str>, log: &Log) -> Result<()> {
-    Runtime::global()?.block_on(nm::rollback(checkpoint, log))?
+/// Commits what a no-commit apply left pending: the change stays. `checkpoint`: the path
+/// that apply returned; `None` for the last one this process left open, else the newest
+/// pending in this network namespace, else NetworkManager's newest. Returns the
+/// checkpoint committed, `None` when nothing was pending (nothing changes then).
+pub fn commit(checkpoint: Option<&str>, log: &Log) -> Result<Option<String>> {
+    Runtime::global()?.block_on(finish::finish(finish::Verb::Commit, checkpoint, log))?
+}
+
+/// Rolls back what a no-commit apply left pending: everything it changed is put back.
+/// `checkpoint` as for [`commit`]. Returns the checkpoint rolled back, `None` when
+/// nothing was pending (nothing changes then).
+pub fn rollback(checkpoint: Option<&str>, log: &Log) -> Result<Option<String>> {
+    Runtime::global()?.block_on(finish::finish(finish::Verb::Rollback, checkpoint, log))?
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn is_send<T: Send>(_: &T) {}
+
+    /// The futures stay `Send`, so that an async caller may run them on any task.
+    #[allow(dead_code)]
+    fn futures_are_send(s: NetworkState, o: &ApplyOptions, l: &Log) {
+        is_send(&apply_async(s, o, l));
+        is_send(&finish::finish(finish::Verb::Commit, None, l));
+    }
 }

@@ -80,6 +80,24 @@ impl AppliedProfile {
     }
 }
 
+/// Whether a system bus can be there at all: `DBUS_SYSTEM_BUS_ADDRESS` is set, or the
+/// standard socket exists. Where neither holds, kernel-only work attempts no D-Bus
+/// connection.
+pub fn system_bus_present() -> bool {
+    if let Ok(addr) = std::env::var("DBUS_SYSTEM_BUS_ADDRESS") {
+        return match addr.strip_prefix("unix:path=") {
+            Some(rest) => std::path::Path::new(rest.split(',').next().unwrap_or(rest)).exists(),
+            None => !addr.is_empty(),
+        };
+    }
+    [
+        "/run/dbus/system_bus_socket",
+        "/var/run/dbus/system_bus_socket",
+    ]
+    .iter()
+    .any(|p| std::path::Path::new(p).exists())
+}
+
 /// Connects to the system bus (`DBUS_SYSTEM_BUS_ADDRESS` is honoured).
 pub async fn connect() -> Result<zbus::Connection> {
     zbus::Connection::system().await.map_err(|e| {
@@ -224,6 +242,31 @@ fn bound_interface(settings: &Settings) -> Option<String> {
 /// The device is gone (removed while being read).
 fn vanished(e: &zbus::Error) -> bool {
     matches!(e, zbus::Error::MethodError(name, _, _) if name.contains("UnknownObject"))
+}
+
+/// Which of `names` NetworkManager manages (its device is in a state above
+/// `unmanaged`). One connection, one lookup and one state read per name.
+pub async fn managed(names: &[String]) -> Result<Vec<String>> {
+    let conn = connect().await?;
+    let nm = nm_proxy(&conn)
+        .await
+        .map_err(|e| nm_error("NetworkManager", e))?;
+    let mut out = Vec::new();
+    for name in names {
+        let Ok(path) = nm.get_device_by_ip_iface(name).await else {
+            continue;
+        };
+        let state = device_proxy(&conn, path)
+            .await
+            .map_err(|e| nm_error("NetworkManager device", e))?
+            .state()
+            .await
+            .map_err(|e| nm_error(&format!("reading the state of {name}"), e))?;
+        if state > NM_DEVICE_STATE_UNMANAGED {
+            out.push(name.clone());
+        }
+    }
+    Ok(out)
 }
 
 #[cfg(test)]

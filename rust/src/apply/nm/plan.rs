@@ -1,24 +1,23 @@
-//! What an apply must do, per interface: pure, from the desired state and what was read
-//! (the kernel, NM's devices and profiles). Also the live checks that need what was
-//! read: interfaces that must exist, `net.mptcp.enabled`, the endpoint budget counting
-//! the endpoints that stay. Everything here runs before anything is written.
+//! What an apply through NetworkManager must do, per interface: pure, from the desired
+//! state and what was read (the kernel, NM's devices and profiles). The live checks both
+//! backends share are in `apply/checks.rs`; everything here runs before anything is
+//! written.
 
 use std::collections::{HashMap, HashSet};
 use std::net::IpAddr;
 
 use zbus::zvariant::OwnedObjectPath;
 
+use crate::apply::checks::View;
 use crate::log::Level;
-use crate::netlink::{EndpointFlags, KernelState, Link};
+use crate::netlink::{KernelState, Link};
 use crate::nm::dbus::Settings;
 use crate::nm::keyfile::profile_uuid;
 use crate::nm::mptcp::from_nm;
 use crate::nm::profile::{Applied, Profile};
 use crate::nm::query::{NM_DEVICE_STATE_UNAVAILABLE, NM_DEVICE_STATE_UNMANAGED};
 use crate::nm::settings::{changed_keys, desired_settings, get_u32, ETHERNET};
-use crate::state::{
-    ineligibility, Interface, InterfaceState, MptcpFlags, NetworkState, MAX_ENDPOINTS,
-};
+use crate::state::{Interface, InterfaceState, NetworkState};
 use crate::verify::{check_interface, Mode};
 use crate::{log_at, Error, ErrorKind, Log, Result};
 
@@ -120,7 +119,7 @@ impl<'a> Current<'a> {
     }
 
     /// The kernel's link of that name.
-    fn link(&self, name: &str) -> Option<&'a Link> {
+    pub fn link(&self, name: &str) -> Option<&'a Link> {
         self.links.get(name).copied()
     }
 
@@ -131,19 +130,7 @@ impl<'a> Current<'a> {
 }
 
 /// The steps of an apply, in state order; interfaces that already hold get none.
-/// Also runs the live checks; an error here means nothing may be written.
-pub fn plan(state: &mut NetworkState, cur: &Current<'_>, log: &Log) -> Result<Vec<Step>> {
-    for iface in &mut state.interfaces {
-        drop_kernel_owned(
-            iface,
-            cur.link(&iface.name),
-            cur.kernel,
-            profile_of(iface, cur),
-            log,
-        );
-    }
-    check_mptcp_enabled(state, cur.kernel)?;
-    check_budget(state, cur)?;
+pub fn plan(state: &NetworkState, cur: &Current<'_>, log: &Log) -> Result<Vec<Step>> {
     let mut steps = Vec::new();
     for iface in &state.interfaces {
         if !iface.is_going_away() {
@@ -164,6 +151,44 @@ pub fn plan(state: &mut NetworkState, cur: &Current<'_>, log: &Log) -> Result<Ve
     Ok(steps)
 }
 
+/// Fits the state to what NetworkManager holds before the live checks: leases and the
+/// kernel's own link-local addresses are dropped from the desired lists, and the view
+/// learns the flags of each profile (what NM keeps where the state gives none).
+pub fn prepare(state: &mut NetworkState, cur: &Current<'_>, view: &mut View<'_>, log: &Log) {
+    for iface in &mut state.interfaces {
+        let profile = profile_of(iface, cur);
+        let configured: HashSet<IpAddr> = profile.map(profile_addresses).unwrap_or_default();
+        crate::apply::checks::drop_kernel_owned(
+            iface,
+            cur.link(&iface.name),
+            cur.kernel,
+            &configured,
+            log,
+        );
+        if let Some(flags) = profile
+            .and_then(|p| get_u32(&p.settings, "connection", "mptcp-flags"))
+            .and_then(from_nm)
+        {
+            view.hold(&iface.name, flags);
+        }
+    }
+}
+
+/// The static addresses a profile lists.
+fn profile_addresses(p: &Profile) -> HashSet<IpAddr> {
+    let v4 = crate::nm::settings::current_ipv4(&p.settings)
+        .address
+        .unwrap_or_default()
+        .into_iter()
+        .map(|a| IpAddr::V4(a.ip));
+    let v6 = crate::nm::settings::current_ipv6(&p.settings)
+        .address
+        .unwrap_or_default()
+        .into_iter()
+        .map(|a| IpAddr::V6(a.ip));
+    v4.chain(v6).collect()
+}
+
 /// The profile that stands for `iface`: the one applied to its device, else the one this
 /// library made (its UUID derives from the name), else the first one bound to the name.
 fn profile_of<'a>(iface: &Interface, cur: &Current<'a>) -> Option<&'a Profile> {
@@ -180,215 +205,6 @@ fn profile_of<'a>(iface: &Interface, cur: &Current<'a>) -> Option<&'a Profile> {
                 == Some(ETHERNET)
         })
     })
-}
-
-/// Drops from the desired address lists what is not configuration but the kernel's or a
-/// lease's: addresses the link has with a lifetime (DHCP, SLAAC) when the family gets
-/// them dynamically, and IPv6 link-local addresses the link has but the profile does not
-/// list (the kernel or NM makes them). `show` lists both; applying its output must
-/// change nothing, and must not pin a lease as a static address.
-fn drop_kernel_owned(
-    iface: &mut Interface,
-    link: Option<&Link>,
-    kernel: &KernelState,
-    profile: Option<&Profile>,
-    log: &Log,
-) {
-    let Some(link) = link else {
-        return;
-    };
-    let on_link: Vec<_> = kernel.addresses_of(link.index).collect();
-    let dynamic: HashSet<IpAddr> = on_link
-        .iter()
-        .filter(|a| !a.is_permanent())
-        .map(|a| a.address)
-        .collect();
-    let present: HashSet<IpAddr> = on_link.iter().map(|a| a.address).collect();
-    let in_profile: HashSet<IpAddr> = profile
-        .map(|p| {
-            let mut v: Vec<IpAddr> = crate::nm::settings::current_ipv4(&p.settings)
-                .address
-                .unwrap_or_default()
-                .iter()
-                .map(|a| IpAddr::V4(a.ip))
-                .collect();
-            v.extend(
-                crate::nm::settings::current_ipv6(&p.settings)
-                    .address
-                    .unwrap_or_default()
-                    .iter()
-                    .map(|a| IpAddr::V6(a.ip)),
-            );
-            v.into_iter().collect()
-        })
-        .unwrap_or_default();
-    let name = iface.name.clone();
-    let mut dropped = Vec::new();
-    if let Some(v4) = iface.ipv4.as_mut() {
-        if v4.dhcp == Some(true) {
-            if let Some(list) = v4.address.as_mut() {
-                list.retain(|a| {
-                    let keep = !dynamic.contains(&IpAddr::V4(a.ip));
-                    if !keep {
-                        dropped.push(a.ip.to_string());
-                    }
-                    keep
-                });
-            }
-        }
-    }
-    if let Some(v6) = iface.ipv6.as_mut() {
-        let dynamic_family = v6.dhcp == Some(true) || v6.autoconf == Some(true);
-        if let Some(list) = v6.address.as_mut() {
-            list.retain(|a| {
-                let ip = IpAddr::V6(a.ip);
-                let leased = dynamic_family && dynamic.contains(&ip);
-                let kernel_ll = ineligibility(ip) == Some("link-local")
-                    && present.contains(&ip)
-                    && !in_profile.contains(&ip);
-                if leased || kernel_ll {
-                    dropped.push(a.ip.to_string());
-                }
-                !(leased || kernel_ll)
-            });
-        }
-    }
-    if !dropped.is_empty() {
-        log_at!(
-            log,
-            Level::Debug,
-            "{name}: not written as static addresses (leased, or made by the kernel): {}",
-            dropped.join(", ")
-        );
-    }
-}
-
-/// Flags on a host whose `net.mptcp.enabled` is 0 (and a state that does not turn it on).
-fn check_mptcp_enabled(state: &NetworkState, kernel: &KernelState) -> Result<()> {
-    if kernel.mptcp_enabled != Some(false)
-        || state.mptcp.as_ref().and_then(|m| m.enabled) == Some(true)
-    {
-        return Ok(());
-    }
-    let flagged: Vec<&str> = state
-        .interfaces
-        .iter()
-        .filter(|i| !i.is_going_away())
-        .filter(|i| {
-            i.address_flags().is_some_and(|f| !f.is_empty())
-                || i.addresses()
-                    .any(|a| a.mptcp_flags.is_some_and(|f| !f.is_empty()))
-        })
-        .map(|i| i.name.as_str())
-        .collect();
-    if flagged.is_empty() {
-        return Ok(());
-    }
-    Err(Error::new(
-        ErrorKind::NotSupported,
-        format!(
-            "MPTCP is disabled in this network namespace (net.mptcp.enabled = 0), and the state \
-             sets MPTCP flags on {}; run `sysctl -w net.mptcp.enabled=1` or add \
-             `mptcp: {{enabled: true}}` to the state",
-            flagged.join(", ")
-        ),
-    ))
-}
-
-/// The kernel's 8-endpoint limit, counting the endpoints that stay: those of interfaces
-/// the state does not name, and those the named interfaces keep.
-fn check_budget(state: &NetworkState, cur: &Current<'_>) -> Result<()> {
-    let kernel = cur.kernel;
-    let named: HashSet<&str> = state.interfaces.iter().map(|i| i.name.as_str()).collect();
-    let ifname_of = |ifindex: Option<u32>| ifindex.and_then(|i| kernel.link(i)).map(|l| &l.name);
-    let addr_link: HashMap<IpAddr, u32> = kernel
-        .addresses
-        .iter()
-        .map(|a| (a.address, a.ifindex))
-        .collect();
-    let mut endpoints: Vec<String> = Vec::new();
-    for e in &kernel.endpoints {
-        if e.flags.bits() & EndpointFlags::IMPLICIT != 0 {
-            continue;
-        }
-        let link = ifname_of(e.ifindex.or_else(|| addr_link.get(&e.address).copied()));
-        if link.is_none_or(|n| !named.contains(n.as_str())) {
-            let on = link.map_or(String::new(), |n| format!(" on {n}"));
-            endpoints.push(format!("{}{on} (stays)", e.address));
-        }
-    }
-    for iface in &state.interfaces {
-        if iface.is_going_away() {
-            continue;
-        }
-        let flags = interface_flags(iface, cur);
-        for ip in resulting_addresses(iface, cur.link(&iface.name), kernel) {
-            if ineligibility(ip).is_some() {
-                continue;
-            }
-            let has = match flags {
-                Some(f) => !f.is_empty(),
-                // NM's default: whatever the kernel has now stays.
-                None => kernel
-                    .endpoints
-                    .iter()
-                    .any(|e| e.address == ip && e.flags.bits() & EndpointFlags::IMPLICIT == 0),
-            };
-            if has {
-                endpoints.push(format!("{ip} on {}", iface.name));
-            }
-        }
-    }
-    if endpoints.len() > MAX_ENDPOINTS {
-        return Err(Error::invalid(format!(
-            "the kernel keeps at most {MAX_ENDPOINTS} MPTCP endpoints per network namespace, \
-             and after this apply there would be {}: {}; remove the flags of {} of them",
-            endpoints.len(),
-            endpoints.join(", "),
-            endpoints.len() - MAX_ENDPOINTS
-        )));
-    }
-    Ok(())
-}
-
-/// The flag set NM will hold for the interface: the state's, else its profile's.
-fn interface_flags(iface: &Interface, cur: &Current<'_>) -> Option<MptcpFlags> {
-    iface.address_flags().or_else(|| {
-        profile_of(iface, cur)
-            .and_then(|p| get_u32(&p.settings, "connection", "mptcp-flags"))
-            .and_then(from_nm)
-    })
-}
-
-/// The static addresses the interface has after the apply: per family, the state's list
-/// when it gives one, else the link's permanent addresses now.
-fn resulting_addresses(
-    iface: &Interface,
-    link: Option<&Link>,
-    kernel: &KernelState,
-) -> Vec<IpAddr> {
-    let now: Vec<IpAddr> = link
-        .map(|l| {
-            kernel
-                .addresses_of(l.index)
-                .filter(|a| a.is_permanent() && !a.is_temporary())
-                .map(|a| a.address)
-                .collect()
-        })
-        .unwrap_or_default();
-    let v4_off = iface.ipv4.as_ref().and_then(|c| c.enabled) == Some(false);
-    let v6_off = iface.ipv6.as_ref().and_then(|c| c.enabled) == Some(false);
-    let v4: Vec<IpAddr> = match iface.ipv4.as_ref().and_then(|c| c.address.as_ref()) {
-        _ if v4_off => Vec::new(),
-        Some(list) => list.iter().map(|a| IpAddr::V4(a.ip)).collect(),
-        None => now.iter().copied().filter(IpAddr::is_ipv4).collect(),
-    };
-    let v6: Vec<IpAddr> = match iface.ipv6.as_ref().and_then(|c| c.address.as_ref()) {
-        _ if v6_off => Vec::new(),
-        Some(list) => list.iter().map(|a| IpAddr::V6(a.ip)).collect(),
-        None => now.iter().copied().filter(IpAddr::is_ipv6).collect(),
-    };
-    v4.into_iter().chain(v6).collect()
 }
 
 fn plan_interface(iface: &Interface, cur: &Current<'_>, log: &Log) -> Result<Option<Step>> {
@@ -593,7 +409,9 @@ fn update_if_changed(iface: &Interface, p: &Profile, nm: &NmIface) -> Option<Wri
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::netlink::{Address, AddressFlags, AddressScope, Endpoint, Limits, Link, OperState};
+    use crate::netlink::{
+        Address, AddressFlags, AddressScope, Endpoint, EndpointFlags, Limits, Link, OperState,
+    };
     use crate::nm::deactivation::NM_DEVICE_STATE_DISCONNECTED;
     use crate::state::InterfaceType;
 
@@ -659,7 +477,7 @@ mod tests {
         nm: &HashMap<String, NmIface>,
     ) -> Result<Vec<Step>> {
         let cur = Current::new(kernel, nm, &[]);
-        plan(&mut state(yaml), &cur, &Log::new())
+        plan(&state(yaml), &cur, &Log::new())
     }
 
     fn managed(names: &[&str]) -> HashMap<String, NmIface> {
@@ -683,42 +501,8 @@ mod tests {
     }
 
     #[test]
-    fn the_budget_counts_endpoints_that_stay() {
+    fn unmanaged_devices_are_named() {
         let k = kernel();
-        let three = "interfaces:\n- name: eth1\n  mptcp: {address-flags: [signal]}\n  ipv4: {address: [{ip: 192.0.2.2, prefix-length: 24}, {ip: 192.0.2.3, prefix-length: 24}, {ip: 192.0.2.4, prefix-length: 24}]}\n";
-        let e = plan_of(three, &k, &managed(&["eth1"])).unwrap_err();
-        assert_eq!(e.kind(), ErrorKind::InvalidArgument);
-        assert!(
-            e.msg().contains("at most 8") && e.msg().contains("would be 9"),
-            "{e}"
-        );
-        assert!(e.msg().contains("198.51.100.1 on eth2 (stays)"), "{e}");
-        // Naming eth2 with MPTCP off frees its six.
-        let both = format!("{three}- name: eth2\n  mptcp: {{address-flags: []}}\n");
-        let steps = plan_of(&both, &k, &managed(&["eth1", "eth2"])).unwrap();
-        assert_eq!(steps.len(), 2);
-    }
-
-    #[test]
-    fn flags_need_mptcp_enabled() {
-        let mut k = kernel();
-        k.mptcp_enabled = Some(false);
-        let flags = "interfaces:\n- name: eth1\n  mptcp: {address-flags: [subflow]}\n";
-        let e = plan_of(flags, &k, &managed(&["eth1"])).unwrap_err();
-        assert_eq!(e.kind(), ErrorKind::NotSupported);
-        assert!(e.msg().contains("sysctl -w net.mptcp.enabled=1"), "{e}");
-        let on = format!("mptcp: {{enabled: true}}\n{flags}");
-        assert!(plan_of(&on, &k, &managed(&["eth1"])).is_ok());
-        let off = "interfaces:\n- name: eth1\n  mptcp: {address-flags: []}\n";
-        assert!(plan_of(off, &k, &managed(&["eth1"])).is_ok());
-    }
-
-    #[test]
-    fn links_are_not_created_and_unmanaged_devices_are_named() {
-        let k = kernel();
-        let e = plan_of("interfaces:\n- name: eth9\n", &k, &HashMap::new()).unwrap_err();
-        assert_eq!(e.kind(), ErrorKind::InvalidArgument);
-        assert!(e.msg().contains("eth9 does not exist"), "{e}");
         // An unmanaged device is fine while nothing changes, named when something does.
         let mut nm = managed(&["eth1"]);
         nm.get_mut("eth1").unwrap().device.as_mut().unwrap().state = NM_DEVICE_STATE_UNMANAGED;
@@ -733,35 +517,6 @@ mod tests {
         .unwrap_err();
         assert_eq!(e.kind(), ErrorKind::NetworkManager);
         assert!(e.msg().contains("nmcli device set eth1 managed yes"), "{e}");
-    }
-
-    #[test]
-    fn leases_and_kernel_link_local_are_not_written() {
-        let mut k = kernel();
-        k.addresses.push(addr(2, "192.0.2.77", 24, 0)); // a DHCP lease: no PERMANENT
-        let mut s = state(
-            "interfaces:\n- name: eth1\n  ipv4: {dhcp: true, address: [{ip: 192.0.2.2, prefix-length: 24}, {ip: 192.0.2.77, prefix-length: 24}]}\n  ipv6: {address: [{ip: fe80::1, prefix-length: 64}]}\n",
-        );
-        drop_kernel_owned(&mut s.interfaces[0], k.links.first(), &k, None, &Log::new());
-        let v4: Vec<String> = s.interfaces[0]
-            .ipv4
-            .as_ref()
-            .unwrap()
-            .address
-            .as_ref()
-            .unwrap()
-            .iter()
-            .map(|a| a.ip.to_string())
-            .collect();
-        assert_eq!(v4, ["192.0.2.2"]);
-        assert!(s.interfaces[0]
-            .ipv6
-            .as_ref()
-            .unwrap()
-            .address
-            .as_ref()
-            .unwrap()
-            .is_empty());
     }
 
     #[test]

@@ -1,0 +1,383 @@
+//! The NetworkManager backend of the apply pipeline: profiles written over D-Bus and
+//! brought live by `Device.Reapply` or activation, under a checkpoint over the devices
+//! that change.
+//!
+//! - `plan.rs`: what to do per interface (pure);
+//! - `exec.rs`: reading NM's devices, executing a plan;
+//! - here: the backend (read, prepare, begin = the checkpoint, commit, rollback) and its
+//!   undo record: the checkpoint, plus what the checkpoint does not restore (profiles that
+//!   were not applied to a held device, profiles deleted).
+
+mod exec;
+mod plan;
+
+use std::collections::HashMap;
+
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
+use zbus::zvariant::OwnedObjectPath;
+
+use self::plan::{Current, NmIface, Step, Write};
+use super::checks::View;
+use super::pipeline::{Backend, Plan, Reporter};
+use super::record::BackendName;
+use super::ApplyOptions;
+use crate::log::Level;
+use crate::netlink::{KernelState, Writer};
+use crate::nm::checkpoint;
+use crate::nm::dbus::{bounded, nm_error, nm_proxy, Settings};
+use crate::nm::profile::{self, Profile, Storage};
+use crate::nm::query::{checked_version, connect};
+use crate::state::{MptcpFlag, NetworkState};
+use crate::verify::Mode;
+use crate::{log_at, Error, ErrorKind, Log, Result};
+
+/// The first NetworkManager with the `laminar` flag (0x100 in `connection.mptcp-flags`).
+pub const NM_LAMINAR_VERSION: (u32, u32) = (1, 56);
+
+pub struct NmBackend {
+    conn: zbus::Connection,
+    version: String,
+    ifaces: HashMap<String, NmIface>,
+    profiles: Vec<Profile>,
+}
+
+impl NmBackend {
+    /// Connects to the system bus and checks NM's version.
+    pub async fn connect() -> Result<Self> {
+        let conn = connect().await?;
+        let nm = nm_proxy(&conn)
+            .await
+            .map_err(|e| nm_error("NetworkManager", e))?;
+        let version = checked_version(&nm).await?;
+        Ok(NmBackend {
+            conn,
+            version,
+            ifaces: HashMap::new(),
+            profiles: Vec::new(),
+        })
+    }
+
+    fn current<'a>(&'a self, kernel: &'a KernelState) -> Current<'a> {
+        Current::new(kernel, &self.ifaces, &self.profiles)
+    }
+
+    fn version_at_least(&self, want: (u32, u32)) -> bool {
+        let mut parts = self
+            .version
+            .split('.')
+            .map(|p| p.parse::<u32>().unwrap_or(0));
+        (parts.next().unwrap_or(0), parts.next().unwrap_or(0)) >= want
+    }
+}
+
+/// A plan of the NetworkManager backend: one step per interface that changes.
+pub struct NmPlan(Vec<Step>);
+
+impl Plan for NmPlan {
+    fn changed(&self) -> Vec<String> {
+        let mut v: Vec<String> = self.0.iter().map(|s| s.name.clone()).collect();
+        v.sort();
+        v
+    }
+}
+
+/// What a rollback puts back: NM's checkpoint, and what the checkpoint does not hold.
+#[derive(Debug, Default, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub struct NmUndo {
+    /// NM's checkpoint over the devices that change (none when no device changes).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    checkpoint: Option<String>,
+    /// Profiles changed that the checkpoint does not restore: path and settings before.
+    #[serde(default)]
+    updated: Vec<(String, SettingsBlob)>,
+    /// Profiles deleted that the checkpoint does not re-add: their settings.
+    #[serde(default)]
+    deleted: Vec<SettingsBlob>,
+    #[serde(default)]
+    memory_only: bool,
+}
+
+impl NmUndo {
+    /// The undo of a checkpoint with nothing beside it (made by another process, or that
+    /// held everything).
+    pub fn of_checkpoint(path: &str) -> Self {
+        NmUndo {
+            checkpoint: Some(path.to_string()),
+            ..NmUndo::default()
+        }
+    }
+
+    fn storage(&self) -> Storage {
+        if self.memory_only {
+            Storage::Memory
+        } else {
+            Storage::Disk
+        }
+    }
+}
+
+/// A profile's settings in an undo record: `a{sa{sv}}` in D-Bus's own encoding
+/// (hexadecimal), so that every value keeps its D-Bus type when it is written back.
+#[derive(Debug, Clone)]
+pub struct SettingsBlob(pub Settings);
+
+fn dbus_context() -> zbus::zvariant::serialized::Context {
+    zbus::zvariant::serialized::Context::new_dbus(zbus::zvariant::LE, 0)
+}
+
+impl Serialize for SettingsBlob {
+    fn serialize<S: Serializer>(&self, s: S) -> std::result::Result<S::Ok, S::Error> {
+        use serde::ser::Error as _;
+        let data = zbus::zvariant::to_bytes(dbus_context(), &self.0).map_err(S::Error::custom)?;
+        let hex: String = data.bytes().iter().map(|b| format!("{b:02x}")).collect();
+        s.serialize_str(&hex)
+    }
+}
+
+impl<'de> Deserialize<'de> for SettingsBlob {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> std::result::Result<Self, D::Error> {
+        use serde::de::Error as _;
+        let hex = String::deserialize(d)?;
+        let bytes: Vec<u8> = (0..hex.len())
+            .step_by(2)
+            .map(|i| {
+                hex.get(i..i + 2)
+                    .and_then(|h| u8::from_str_radix(h, 16).ok())
+            })
+            .collect::<Option<_>>()
+            .ok_or_else(|| D::Error::custom("settings: not hexadecimal"))?;
+        let data = zbus::zvariant::serialized::Data::new(bytes, dbus_context());
+        let (settings, _) = data.deserialize::<Settings>().map_err(D::Error::custom)?;
+        Ok(SettingsBlob(settings))
+    }
+}
+
+impl Backend for NmBackend {
+    const NAME: BackendName = BackendName::NetworkManager;
+    const MODE: Mode = Mode::NetworkManager;
+    type Plan = NmPlan;
+    type Undo = NmUndo;
+
+    async fn read(&mut self, state: &NetworkState, _log: &Log) -> Result<()> {
+        let names: Vec<String> = state.interfaces.iter().map(|i| i.name.clone()).collect();
+        let (ifaces, profiles) = futures_util::future::try_join(
+            exec::read_ifaces(&self.conn, &names),
+            profile::list_profiles(&self.conn),
+        )
+        .await?;
+        self.ifaces = ifaces;
+        self.profiles = profiles;
+        Ok(())
+    }
+
+    fn prepare(&self, state: &mut NetworkState, view: &mut View<'_>, log: &Log) -> Result<()> {
+        for iface in state.interfaces.iter().filter(|i| !i.is_going_away()) {
+            if let Some(a) = iface.addresses().find(|a| a.mptcp_port.is_some()) {
+                return Err(Error::new(
+                    ErrorKind::NotSupported,
+                    format!(
+                        "{}: {} has an mptcp-port; NetworkManager has no setting for an \
+                         endpoint's port: apply it in kernel-only mode",
+                        iface.name, a.ip
+                    ),
+                ));
+            }
+            let laminar = iface
+                .address_flags()
+                .is_some_and(|f| f.contains(MptcpFlag::Laminar));
+            if laminar && !self.version_at_least(NM_LAMINAR_VERSION) {
+                return Err(Error::new(
+                    ErrorKind::NotSupported,
+                    format!(
+                        "{}: the laminar flag needs NetworkManager {}.{} or newer (this one \
+                         is {}); apply it in kernel-only mode, or drop laminar",
+                        iface.name, NM_LAMINAR_VERSION.0, NM_LAMINAR_VERSION.1, self.version
+                    ),
+                ));
+            }
+        }
+        let cur = self.current(view.kernel);
+        plan::prepare(state, &cur, view, log);
+        Ok(())
+    }
+
+    fn plan(&self, state: &NetworkState, view: &View<'_>, log: &Log) -> Result<NmPlan> {
+        plan::plan(state, &self.current(view.kernel), log).map(NmPlan)
+    }
+
+    async fn begin(
+        &mut self,
+        plan: &NmPlan,
+        _kernel: &KernelState,
+        opts: &ApplyOptions,
+        log: &Log,
+    ) -> Result<NmUndo> {
+        let mut devices: Vec<OwnedObjectPath> =
+            plan.0.iter().filter_map(|s| s.device.clone()).collect();
+        devices.sort_by(|a, b| a.as_str().cmp(b.as_str()));
+        devices.dedup();
+        let cp = if devices.is_empty() {
+            None
+        } else {
+            let cp = checkpoint::create(&self.conn, &devices, opts.rollback_timeout).await?;
+            log_at!(
+                log,
+                Level::Info,
+                "checkpoint {} over {} device(s)",
+                cp.as_str(),
+                devices.len()
+            );
+            Some(cp.as_str().to_string())
+        };
+        let mut undo = NmUndo {
+            checkpoint: cp,
+            memory_only: opts.memory_only,
+            ..NmUndo::default()
+        };
+        for s in &plan.0 {
+            if let Some(Write::Update {
+                path,
+                before: Some(before),
+                ..
+            }) = &s.write
+            {
+                undo.updated
+                    .push((path.as_str().to_string(), SettingsBlob(before.clone())));
+            }
+            undo.deleted.extend(
+                s.delete
+                    .iter()
+                    .filter_map(|(_, settings)| settings.clone().map(SettingsBlob)),
+            );
+        }
+        Ok(undo)
+    }
+
+    async fn execute(
+        &self,
+        plan: &NmPlan,
+        _writer: &mut Writer,
+        opts: &ApplyOptions,
+        report: &Reporter<'_>,
+        log: &Log,
+    ) -> Result<()> {
+        exec::execute(&self.conn, &plan.0, opts, report, log).await
+    }
+
+    async fn commit(&mut self, undo: &NmUndo, _log: &Log) -> Result<()> {
+        if let Some(cp) = &undo.checkpoint {
+            checkpoint::destroy(&self.conn, &object_path(cp)?.as_ref()).await?;
+        }
+        Ok(())
+    }
+
+    async fn roll_back(&mut self, undo: NmUndo, _writer: &mut Writer, log: &Log) -> Result<()> {
+        let conn = &self.conn;
+        let mut first: Option<Error> = None;
+        let mut note = |r: Result<()>| {
+            if let Err(e) = r {
+                log_at!(log, Level::Error, "rollback: {}", e.msg());
+                first.get_or_insert(e);
+            }
+        };
+        if let Some(cp) = &undo.checkpoint {
+            let r = async {
+                let path = object_path(cp)?;
+                // At a record's deadline NetworkManager may have rolled its checkpoint back
+                // by itself already: then only the rest is ours to put back.
+                let held = checkpoint::list(conn).await?;
+                if !held.iter().any(|c| c.path.as_str() == cp) {
+                    log_at!(
+                        log,
+                        Level::Info,
+                        "checkpoint {cp}: NetworkManager no longer holds it (rolled back by                          its timeout)"
+                    );
+                    return Ok(());
+                }
+                let results = checkpoint::rollback(conn, &path).await?;
+                checkpoint::failures(conn, &results).await
+            }
+            .await;
+            note(r);
+        }
+        let storage = undo.storage();
+        let mut puts = Vec::new();
+        for (path, settings) in &undo.updated {
+            let path = object_path(path)?;
+            puts.push(
+                async move { profile::update(conn, &path, &settings.0, storage, false).await },
+            );
+        }
+        for r in bounded(puts).await {
+            note(r);
+        }
+        let adds: Vec<_> = undo
+            .deleted
+            .iter()
+            .map(|settings| profile::add(conn, &settings.0, storage))
+            .collect();
+        for r in bounded(adds).await {
+            note(r.map(|_| ()));
+        }
+        first.map_or(Ok(()), Err)
+    }
+
+    fn checkpoint(undo: &NmUndo) -> Option<String> {
+        undo.checkpoint.clone()
+    }
+
+    fn needs_record(undo: &NmUndo) -> bool {
+        !undo.updated.is_empty() || !undo.deleted.is_empty()
+    }
+}
+
+fn object_path(path: &str) -> Result<OwnedObjectPath> {
+    OwnedObjectPath::try_from(path)
+        .map_err(|_| Error::invalid(format!("`{path}` is not a checkpoint path")))
+}
+
+/// Commits NetworkManager's checkpoint `path` (destroys it).
+pub async fn destroy_checkpoint(conn: &zbus::Connection, path: &str) -> Result<()> {
+    checkpoint::destroy(conn, &object_path(path)?.as_ref()).await
+}
+
+/// NetworkManager's newest checkpoint, if any.
+pub async fn newest_checkpoint(conn: &zbus::Connection) -> Result<Option<String>> {
+    let all = checkpoint::list(conn).await?;
+    Ok(all
+        .iter()
+        .max_by_key(|c| c.created_ms)
+        .map(|c| c.path.as_str().to_string()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use zbus::zvariant::OwnedValue;
+
+    #[test]
+    fn settings_survive_the_undo_record() {
+        let mut conn = HashMap::new();
+        conn.insert(
+            "id".to_string(),
+            OwnedValue::from(zbus::zvariant::Str::from("eth1")),
+        );
+        conn.insert("mptcp-flags".to_string(), OwnedValue::from(0x38u32));
+        let mut settings: Settings = HashMap::new();
+        settings.insert("connection".to_string(), conn);
+        let undo = NmUndo {
+            checkpoint: Some("/org/freedesktop/NetworkManager/Checkpoint/3".into()),
+            updated: vec![("/x".into(), SettingsBlob(settings.clone()))],
+            deleted: vec![SettingsBlob(settings.clone())],
+            memory_only: true,
+        };
+        let json = serde_json::to_value(&undo).unwrap();
+        let back: NmUndo = serde_json::from_value(json).unwrap();
+        assert_eq!(back.updated[0].1 .0, settings);
+        assert_eq!(back.deleted[0].0, settings);
+        assert!(back.memory_only);
+        let flags = &back.deleted[0].0["connection"]["mptcp-flags"];
+        assert_eq!(u32::try_from(flags).unwrap(), 0x38);
+    }
+}
