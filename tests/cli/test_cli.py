@@ -68,6 +68,21 @@ def test_warnings_always_shown_and_verbose_log(cli):
     assert b"WARN" in out.stderr and b"fe80::1 is link-local" in out.stderr
 
 
+def test_gc_laminar_warns_and_port_is_not_supported(cli):
+    laminar = b"interfaces:\n- name: eth1\n  mptcp: {address-flags: [laminar, subflow]}\n"
+    out = run(cli, "gc", "-", stdin=laminar)
+    assert out.returncode == 0, out.stderr
+    assert b"mptcp-flags=296" in out.stdout
+    assert b"NetworkManager 1.56 or newer" in out.stderr
+    port = b"interfaces:\n- name: eth1\n  ipv4:\n    address:\n    - {ip: 192.0.2.2, prefix-length: 24, mptcp-flags: [signal], mptcp-port: 8080}\n"
+    assert run(cli, "format", "-", stdin=port).returncode == 0
+    out = run(cli, "gc", "-", stdin=port)
+    assert out.returncode == CODES["NotSupported"], out.stderr
+    line = out.stderr.decode().strip().splitlines()[-1]
+    assert line.startswith("mptcpstatectl: NotSupported: interfaces[0].ipv4.address[0].mptcp-port: ")
+    assert "kernel-only mode" in line
+
+
 def test_version(cli):
     out = run(cli, "version")
     assert out.returncode == 0
