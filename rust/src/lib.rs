@@ -42,7 +42,7 @@ pub fn format(input: &str, output: OutputFormat, log: &Log) -> Result<String> {
 /// (NetworkManager keyfiles), without touching the system.
 pub fn generate_configurations(input: &str, log: &Log) -> Result<GeneratedConfigs> {
     let state = parse(input, log)?;
-    Ok(GeneratedConfigs::from_state(&state, log))
+    GeneratedConfigs::from_state(&state, log)
 }
 
 /// Reads the current state of the calling thread's network namespace: the kernel over

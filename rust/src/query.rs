@@ -5,11 +5,11 @@
 use std::collections::HashMap;
 use std::net::IpAddr;
 
-use crate::netlink::{EndpointFlags, KernelState};
+use crate::netlink::KernelState;
 use crate::nm::query::NmState;
 use crate::state::{
     ineligibility, HostMptcp, Interface, InterfaceMptcp, InterfaceState, Ipv4Address, Ipv4Config,
-    Ipv6Address, Ipv6Config, MptcpFlags, MptcpLimits, NetworkState, PathManager,
+    Ipv6Address, Ipv6Config, MptcpFlag, MptcpFlags, MptcpLimits, NetworkState, PathManager,
 };
 
 /// What `show` reads.
@@ -34,12 +34,12 @@ pub fn merge(kernel: &KernelState, nm: Option<&NmState>, only: &[String]) -> Net
 
     // Endpoint flags by address; an endpoint bound to another link than the address's
     // still describes that address (the kernel matches endpoints by address).
-    // Implicit endpoints are the kernel's bookkeeping for addresses a connection used
-    // without an endpoint, not configuration: they are left out.
+    // Implicit endpoints (made by the kernel for an address a connection used without an
+    // endpoint) are reported as `[implicit]`: the kernel opens subflows from them, and
+    // hiding them would show an interface as MPTCP-free while it is not.
     let endpoint_flags: HashMap<IpAddr, MptcpFlags> = kernel
         .endpoints
         .iter()
-        .filter(|e| e.flags.bits() & EndpointFlags::IMPLICIT == 0)
         .map(|e| (e.address, e.flags.mptcp_flags()))
         .collect();
     let endpoint_port: HashMap<IpAddr, u16> = kernel
@@ -82,11 +82,18 @@ pub fn merge(kernel: &KernelState, nm: Option<&NmState>, only: &[String]) -> Net
                 .collect();
 
             // The seed's rule: the interface's flags are the flags its eligible
-            // addresses share; absent when they differ or when it has none.
+            // addresses share; absent when they differ or when it has none. An implicit
+            // endpoint counts as none: it is nobody's wish, and `address-flags` is one
+            // (`[implicit]` there is refused as input, so deriving it would break the
+            // round trip).
             let eligible: Vec<MptcpFlags> = addrs
                 .iter()
                 .filter(|a| ineligibility(a.address).is_none() && !a.is_temporary())
-                .map(|a| flags_of(a.address).unwrap_or_default())
+                .map(|a| {
+                    flags_of(a.address)
+                        .filter(|f| !f.contains(MptcpFlag::Implicit))
+                        .unwrap_or_default()
+                })
                 .collect();
             let address_flags = match eligible.split_first() {
                 Some((first, rest)) if rest.iter().all(|f| f == first) => Some(*first),
@@ -147,5 +154,160 @@ pub fn merge(kernel: &KernelState, nm: Option<&NmState>, only: &[String]) -> Net
             }),
         }),
         interfaces,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::netlink::{
+        Address, AddressFlags, AddressScope, Endpoint, EndpointFlags, Limits, Link, MptcpSysctls,
+        OperState,
+    };
+    use crate::state::{parse, InterfaceType, OutputFormat};
+    use crate::{Level, Log};
+
+    fn link(index: u32, name: &str) -> Link {
+        Link {
+            index,
+            name: name.to_string(),
+            iface_type: InterfaceType::Veth,
+            flags: 0x1, // IFF_UP
+            oper_state: OperState::Up,
+        }
+    }
+
+    fn addr(ifindex: u32, ip: &str, prefix_len: u8) -> Address {
+        let address: IpAddr = ip.parse().unwrap();
+        Address {
+            ifindex,
+            address,
+            prefix_len,
+            flags: AddressFlags(AddressFlags::PERMANENT),
+            scope: if address.is_ipv6() && ip.starts_with("fe80") {
+                AddressScope::Link
+            } else {
+                AddressScope::Universe
+            },
+            valid_lft: None,
+            preferred_lft: None,
+        }
+    }
+
+    fn endpoint(id: u8, ip: &str, port: Option<u16>, flags: u32) -> Endpoint {
+        Endpoint {
+            id,
+            address: ip.parse().unwrap(),
+            port,
+            flags: EndpointFlags(flags),
+            ifindex: None,
+        }
+    }
+
+    /// eth1: its only endpoint is implicit (and a link-local address without one).
+    /// eth2: signal endpoints, one with a port. eth3: a subflow endpoint beside an
+    /// implicit one.
+    fn kernel() -> KernelState {
+        KernelState {
+            links: vec![link(2, "eth1"), link(3, "eth2"), link(4, "eth3")],
+            addresses: vec![
+                addr(2, "192.0.2.2", 24),
+                addr(2, "fe80::1", 64),
+                addr(3, "198.51.100.2", 24),
+                addr(3, "2001:db8::2", 64),
+                addr(4, "203.0.113.2", 24),
+                addr(4, "203.0.113.3", 24),
+            ],
+            mptcp_enabled: Some(true),
+            limits: Some(Limits {
+                subflows: 2,
+                add_addr_accepted: 1,
+            }),
+            endpoints: vec![
+                endpoint(1, "198.51.100.2", Some(8080), EndpointFlags::SIGNAL),
+                endpoint(2, "2001:db8::2", None, EndpointFlags::SIGNAL),
+                endpoint(3, "203.0.113.2", None, EndpointFlags::SUBFLOW),
+                endpoint(4, "192.0.2.2", None, EndpointFlags::IMPLICIT),
+                endpoint(5, "203.0.113.3", None, EndpointFlags::IMPLICIT),
+            ],
+            sysctls: MptcpSysctls {
+                path_manager: Some("kernel".to_string()),
+                scheduler: Some("default".to_string()),
+                available_schedulers: vec!["default".to_string()],
+            },
+        }
+    }
+
+    fn iface<'a>(s: &'a NetworkState, name: &str) -> &'a Interface {
+        s.interfaces.iter().find(|i| i.name == name).unwrap()
+    }
+
+    fn flags(names: &[MptcpFlag]) -> Option<MptcpFlags> {
+        Some(names.iter().copied().collect())
+    }
+
+    #[test]
+    fn implicit_endpoints_are_shown_but_not_derived() {
+        let s = merge(&kernel(), None, &[]);
+        let eth1 = iface(&s, "eth1");
+        let a = eth1.ipv4.as_ref().unwrap().address.as_ref().unwrap();
+        assert_eq!(a[0].mptcp_flags, flags(&[MptcpFlag::Implicit]));
+        // The only endpoint is implicit: the interface derives [] (valid input), not
+        // [implicit] (refused) and not "absent".
+        assert_eq!(eth1.address_flags(), Some(MptcpFlags::EMPTY));
+        // [subflow] beside an implicit one ([] for the derivation): they differ.
+        let eth3 = iface(&s, "eth3");
+        assert_eq!(eth3.mptcp, None);
+        let a = eth3.ipv4.as_ref().unwrap().address.as_ref().unwrap();
+        assert_eq!(a[0].mptcp_flags, flags(&[MptcpFlag::Subflow]));
+        assert_eq!(a[1].mptcp_flags, flags(&[MptcpFlag::Implicit]));
+    }
+
+    #[test]
+    fn ports_and_host_knobs_are_shown() {
+        let s = merge(&kernel(), None, &[]);
+        let eth2 = iface(&s, "eth2");
+        assert_eq!(eth2.address_flags(), flags(&[MptcpFlag::Signal]));
+        let v4 = &eth2.ipv4.as_ref().unwrap().address.as_ref().unwrap()[0];
+        assert_eq!(
+            (v4.mptcp_port, v4.mptcp_flags),
+            (Some(8080), flags(&[MptcpFlag::Signal]))
+        );
+        let v6 = &eth2.ipv6.as_ref().unwrap().address.as_ref().unwrap()[0];
+        assert_eq!(v6.mptcp_port, None);
+        let host = s.mptcp.as_ref().unwrap();
+        assert_eq!(host.path_manager, Some(PathManager::Kernel));
+        assert_eq!(host.scheduler.as_deref(), Some("default"));
+    }
+
+    #[test]
+    fn show_output_parses_back_unchanged_and_without_warnings() {
+        let s = merge(&kernel(), None, &[]);
+        for out in [OutputFormat::Yaml, OutputFormat::Json] {
+            let text = s.to_text(out).unwrap();
+            let log = Log::new();
+            let back = parse(&text, &log).unwrap_or_else(|e| panic!("{e}\n{text}"));
+            assert_eq!(back, s);
+            assert_eq!(back.to_text(out).unwrap(), text);
+            // NetworkManager's one-flag-set-per-interface warning is not given for an
+            // implicit endpoint either (eth1), only for eth3's subflow endpoint.
+            for i in &back.interfaces {
+                crate::nm::model::warn_ignored_address_flags(i, &log);
+            }
+            let warnings: Vec<String> = log
+                .records()
+                .into_iter()
+                .filter(|r| r.level == Level::Warn)
+                .map(|r| r.message)
+                .collect();
+            assert_eq!(warnings.len(), 1, "{warnings:?}");
+            assert!(warnings[0].starts_with("eth3: mptcp-flags [subflow] of 203.0.113.2"));
+        }
+        let yaml = s.to_text(OutputFormat::Yaml).unwrap();
+        assert!(yaml.contains("    - ip: 192.0.2.2\n      prefix-length: 24\n      mptcp-flags:\n      - implicit\n"), "{yaml}");
+        assert!(
+            yaml.contains("      mptcp-flags:\n      - signal\n      mptcp-port: 8080\n"),
+            "{yaml}"
+        );
     }
 }

@@ -48,3 +48,26 @@ def test_bad_input_raises():
         )
     with pytest.raises(mptcpstate.InvalidArgumentError):
         mptcpstate.generate_configurations(3.5)
+
+
+def test_laminar_is_bit_0x100_and_warns_about_the_version(caplog):
+    with caplog.at_level("WARNING", logger="mptcpstate"):
+        configs = mptcpstate.generate_configurations(
+            {"interfaces": [{"name": "eth1", "mptcp": {"address-flags": ["laminar", "subflow"]}}]}
+        )
+    [[_, text]] = configs["NetworkManager"]
+    # laminar 0x100 | subflow 0x20 | also-without-default-route 0x08
+    assert "mptcp-flags=296" in text.splitlines()
+    assert any("NetworkManager 1.56 or newer" in r.getMessage() for r in caplog.records)
+
+
+def test_endpoint_port_is_not_supported():
+    state = {"interfaces": [{"name": "eth1", "ipv4": {"address": [
+        {"ip": "192.0.2.2", "prefix-length": 24, "mptcp-flags": ["signal"], "mptcp-port": 8080}]}}]}
+    with pytest.raises(mptcpstate.NotSupportedError) as info:
+        mptcpstate.generate_configurations(state)
+    message = str(info.value)
+    assert "interfaces[0].ipv4.address[0].mptcp-port" in message
+    assert "kernel-only mode" in message
+    # format has no NetworkManager to answer to: the same state is valid input.
+    assert "mptcp-port: 8080" in mptcpstate.format(state)

@@ -8,9 +8,10 @@ use std::fmt::Write as _;
 use uuid::Uuid;
 
 use super::model::{IpProfile, ProfileModel};
+use super::mptcp::NM_MPTCP_FLAGS_LAMINAR;
 use crate::log::Level;
 use crate::state::{Interface, InterfaceState, InterfaceType};
-use crate::{log_at, Log};
+use crate::{log_at, Error, ErrorKind, Log, Result};
 
 /// The namespace of the v5 UUIDs of generated profiles (a fixed, random UUID of this
 /// project: changing it changes every generated profile's UUID).
@@ -58,12 +59,45 @@ pub fn keyfile(iface: &Interface, log: &Log) -> Option<(String, String)> {
         let _ = writeln!(out, "autoconnect=false");
     }
     if let Some(flags) = model.mptcp_flags {
+        // Offline there is no NetworkManager to ask for its version, so the bit is
+        // written as asked and the user told what it takes.
+        if flags & NM_MPTCP_FLAGS_LAMINAR != 0 {
+            log_at!(
+                log,
+                Level::Warn,
+                "{}: `laminar` is bit 0x100 of connection.mptcp-flags, which needs \
+                 NetworkManager 1.56 or newer (older versions do not know the bit)",
+                iface.name
+            );
+        }
         let _ = writeln!(out, "mptcp-flags={flags}");
     }
     let _ = writeln!(out, "\n[ethernet]");
     write_ip(&mut out, "ipv4", model.ipv4.as_ref());
     write_ip(&mut out, "ipv6", model.ipv6.as_ref());
     Some((format!("{}.nmconnection", iface.name), out))
+}
+
+/// Refuses an endpoint port (`mptcp-port`) on interface `i`: a NetworkManager profile
+/// has one flag set per interface and no port, so the keyfile could only drop it.
+pub fn refuse_ports(i: usize, iface: &Interface) -> Result<()> {
+    match iface
+        .addresses_indexed()
+        .find(|(_, _, a)| a.mptcp_port.is_some())
+    {
+        Some((family, k, a)) => Err(Error::new(
+            ErrorKind::NotSupported,
+            format!(
+                "interfaces[{i}].{family}.address[{k}].mptcp-port: NetworkManager cannot \
+                 express an endpoint port (a profile has no such setting), so no keyfile \
+                 can hold port {} of {}; kernel-only mode can apply it (`apply --kernel`, \
+                 MPTCPSTATE_FLAG_KERNEL_ONLY, kernel_only=True)",
+                a.mptcp_port.unwrap_or_default(),
+                a.ip
+            ),
+        )),
+        None => Ok(()),
+    }
 }
 
 /// An IP section: the addresses, then the method (a new profile always has both

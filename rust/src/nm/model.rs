@@ -9,7 +9,7 @@ use std::net::IpAddr;
 
 use super::mptcp::to_nm;
 use crate::log::Level;
-use crate::state::{Interface, InterfaceState, Ipv4Config, Ipv6Config};
+use crate::state::{Interface, InterfaceState, Ipv4Config, Ipv6Config, MptcpFlag};
 use crate::{log_at, Log};
 
 /// `ipv4.method` / `ipv6.method` values this library writes.
@@ -202,12 +202,14 @@ fn merge_family<A: Clone>(
 }
 
 /// NetworkManager holds one flag set per profile: per-address flags that differ from the
-/// interface's are ignored (as in nmstate), and said so.
+/// interface's are ignored (as in nmstate), and said so. `[implicit]` is not a wish but
+/// what `show` reports for an endpoint the kernel made itself; there is nothing to ignore,
+/// and show's output applied back must not warn about it.
 pub fn warn_ignored_address_flags(iface: &Interface, log: &Log) {
     let iface_flags = iface.address_flags();
     for addr in iface.addresses() {
         if let Some(flags) = addr.mptcp_flags {
-            if Some(flags) != iface_flags {
+            if Some(flags) != iface_flags && !flags.contains(MptcpFlag::Implicit) {
                 log_at!(
                     log,
                     Level::Warn,

@@ -57,8 +57,8 @@ mod tests {
 
     #[test]
     fn hints() {
-        let m =
-            "unknown variant `Subflow`, expected one of `signal`, `subflow`, `backup`, `fullmesh`";
+        let m = "unknown variant `Subflow`, expected one of `signal`, `subflow`, `backup`, \
+                 `fullmesh`, `implicit`, `laminar`";
         assert_eq!(
             did_you_mean(m).as_deref(),
             Some(" (did you mean `subflow`?)")
@@ -73,9 +73,14 @@ mod tests {
             did_you_mean(m).as_deref(),
             Some(" (did you mean `address-flags`?)")
         );
-        let m =
-            "unknown variant `bogus`, expected one of `signal`, `subflow`, `backup`, `fullmesh`";
+        let m = "unknown variant `bogus`, expected one of `signal`, `subflow`, `backup`, \
+                 `fullmesh`, `implicit`, `laminar`";
         assert_eq!(did_you_mean(m), None);
+        let m = "unknown variant `kernal`, expected `kernel` or `userspace`";
+        assert_eq!(
+            did_you_mean(m).as_deref(),
+            Some(" (did you mean `kernel`?)")
+        );
         assert_eq!(did_you_mean("invalid type: string"), None);
     }
 }

@@ -6,7 +6,7 @@ use super::de::map_only;
 use serde::de::{self, Deserializer};
 use serde::{Deserialize, Serialize};
 
-use super::flags::MptcpFlags;
+use super::flags::{MptcpFlag, MptcpFlags};
 use super::ip::{AddrRef, Ipv4Config, Ipv6Config};
 
 /// The longest interface name the kernel takes (IFNAMSIZ - 1).
@@ -39,14 +39,27 @@ impl Interface {
 
     /// The static addresses of both families, IPv4 first, in input order.
     pub fn addresses(&self) -> impl Iterator<Item = AddrRef> + '_ {
-        let v4 = self
-            .ipv4
-            .iter()
-            .flat_map(|c| c.address.iter().flatten().map(AddrRef::from));
-        let v6 = self
-            .ipv6
-            .iter()
-            .flat_map(|c| c.address.iter().flatten().map(AddrRef::from));
+        self.addresses_indexed().map(|(_, _, a)| a)
+    }
+
+    /// [`Interface::addresses`] with where each one is in the input: the section
+    /// (`"ipv4"`, `"ipv6"`) and the index in its `address` list, so that an error can
+    /// name `interfaces[i].ipv4.address[k]`.
+    pub fn addresses_indexed(&self) -> impl Iterator<Item = (&'static str, usize, AddrRef)> + '_ {
+        let v4 = self.ipv4.iter().flat_map(|c| {
+            c.address
+                .iter()
+                .flatten()
+                .enumerate()
+                .map(|(k, a)| ("ipv4", k, AddrRef::from(a)))
+        });
+        let v6 = self.ipv6.iter().flat_map(|c| {
+            c.address
+                .iter()
+                .flatten()
+                .enumerate()
+                .map(|(k, a)| ("ipv6", k, AddrRef::from(a)))
+        });
         v4.chain(v6)
     }
 
@@ -73,8 +86,28 @@ impl Interface {
 #[serde(rename_all = "kebab-case", deny_unknown_fields, remote = "Self")]
 pub struct InterfaceMptcp {
     /// Flags for every eligible address of the interface; `[]` turns MPTCP off on it.
-    #[serde(skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        deserialize_with = "de_address_flags",
+        skip_serializing_if = "Option::is_none"
+    )]
     pub address_flags: Option<MptcpFlags>,
+}
+
+/// `address-flags` is a wish for every address of the interface, and nobody can wish for
+/// `implicit`: the kernel makes such endpoints on its own. (Per address, `[implicit]`
+/// stays valid: it is how `show` describes such an endpoint, and show's output must parse
+/// back.) Refused here rather than in `validate`, so that the error has its line.
+fn de_address_flags<'de, D: Deserializer<'de>>(d: D) -> Result<Option<MptcpFlags>, D::Error> {
+    let flags = MptcpFlags::deserialize(d)?;
+    if flags.contains(MptcpFlag::Implicit) {
+        return Err(de::Error::custom(
+            "`implicit` cannot be asked for: the kernel makes implicit endpoints itself, for \
+             local addresses a connection used without an endpoint (show reports them per \
+             address); give the flags to set, e.g. [subflow], or [] for none",
+        ));
+    }
+    Ok(Some(flags))
 }
 
 map_only!(
@@ -184,5 +217,18 @@ mod tests {
         assert!(check_ifname("eth 1").is_err());
         assert!(check_ifname("").is_err());
         assert!(check_ifname("..").is_err());
+    }
+
+    #[test]
+    fn address_flags_refuse_implicit_only() {
+        let m = |json: &str| serde_json::from_str::<InterfaceMptcp>(json);
+        assert_eq!(m("{}").unwrap().address_flags, None);
+        assert_eq!(
+            m(r#"{"address-flags": []}"#).unwrap().address_flags,
+            Some(MptcpFlags::EMPTY)
+        );
+        assert!(m(r#"{"address-flags": ["laminar", "subflow"]}"#).is_ok());
+        let e = m(r#"{"address-flags": ["implicit"]}"#).unwrap_err();
+        assert!(e.to_string().contains("the kernel makes implicit"), "{e}");
     }
 }

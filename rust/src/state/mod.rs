@@ -10,6 +10,8 @@ mod host;
 mod interface;
 mod ip;
 mod parse;
+#[cfg(test)]
+mod tests;
 mod validate;
 
 use serde::{Deserialize, Serialize};

@@ -5,7 +5,7 @@
 use std::collections::HashMap;
 use std::net::IpAddr;
 
-use super::{ineligibility, AddrRef, Interface, MptcpFlags, NetworkState};
+use super::{ineligibility, AddrRef, Interface, MptcpFlag, MptcpFlags, NetworkState};
 use crate::log::Level;
 use crate::{log_at, Error, Log, Result};
 
@@ -23,8 +23,10 @@ pub fn effective_flags(iface: &Interface, addr: &AddrRef) -> Option<MptcpFlags> 
 /// `log`.
 pub fn validate(state: &NetworkState, log: &Log) -> Result<()> {
     let mut names: HashMap<&str, usize> = HashMap::new();
-    let mut ips: HashMap<IpAddr, (usize, &str)> = HashMap::new();
-    let mut endpoints: Vec<(&str, IpAddr)> = Vec::new();
+    // Where each address is given: interface index, section, index in its list.
+    let mut ips: HashMap<IpAddr, (usize, &str, usize)> = HashMap::new();
+    // Name, address, and whether the endpoint is an implicit one.
+    let mut endpoints: Vec<(&str, IpAddr, bool)> = Vec::new();
 
     for (i, iface) in state.interfaces.iter().enumerate() {
         if let Some(first) = names.insert(&iface.name, i) {
@@ -36,14 +38,20 @@ pub fn validate(state: &NetworkState, log: &Log) -> Result<()> {
         }
         check_disabled_family(i, iface)?;
 
-        for addr in iface.addresses() {
-            if let Some((j, other)) = ips.insert(addr.ip, (i, &iface.name)) {
+        for (family, k, addr) in iface.addresses_indexed() {
+            if let Some((j, other_family, l)) = ips.insert(addr.ip, (i, family, k)) {
                 return Err(Error::invalid(format!(
-                    "interfaces[{i}]: address {} is also given at interfaces[{j}] ({other}); \
-                     an address can be on one interface only",
-                    addr.ip
+                    "interfaces[{i}].{family}.address[{k}]: address {} is also given at \
+                     interfaces[{j}].{other_family}.address[{l}] ({}); an address can be on \
+                     one interface only",
+                    addr.ip, state.interfaces[j].name
                 )));
             }
+            check_port(
+                || format!("interfaces[{i}].{family}.address[{k}]"),
+                iface,
+                &addr,
+            )?;
             if iface.is_going_away() || !family_enabled(iface, addr.ip) {
                 continue;
             }
@@ -51,7 +59,10 @@ pub fn validate(state: &NetworkState, log: &Log) -> Result<()> {
                 Some(f) if !f.is_empty() => f,
                 _ => continue,
             };
-            if let Some(why) = ineligibility(addr.ip) {
+            // `[implicit]` describes an endpoint the kernel made, wherever the address is:
+            // nothing is "ignored" for it, and it holds one of the kernel's slots.
+            let implicit = flags.contains(MptcpFlag::Implicit);
+            if let Some(why) = ineligibility(addr.ip).filter(|_| !implicit) {
                 log_at!(
                     log,
                     Level::Warn,
@@ -61,7 +72,7 @@ pub fn validate(state: &NetworkState, log: &Log) -> Result<()> {
                 );
                 continue;
             }
-            endpoints.push((&iface.name, addr.ip));
+            endpoints.push((&iface.name, addr.ip, implicit));
         }
 
         if !iface.is_going_away()
@@ -81,7 +92,10 @@ pub fn validate(state: &NetworkState, log: &Log) -> Result<()> {
     if endpoints.len() > MAX_ENDPOINTS {
         let list: Vec<String> = endpoints
             .iter()
-            .map(|(name, ip)| format!("{ip} on {name}"))
+            .map(|(name, ip, implicit)| {
+                let what = if *implicit { " (implicit)" } else { "" };
+                format!("{ip} on {name}{what}")
+            })
             .collect();
         return Err(Error::invalid(format!(
             "the kernel keeps at most {MAX_ENDPOINTS} MPTCP endpoints per network namespace, \
@@ -89,6 +103,45 @@ pub fn validate(state: &NetworkState, log: &Log) -> Result<()> {
             endpoints.len(),
             list.join(", "),
             endpoints.len() - MAX_ENDPOINTS
+        )));
+    }
+    Ok(())
+}
+
+/// `mptcp-port` makes a `signal` endpoint that listens on its own port (and announces it
+/// with the address). The kernel refuses a port on an endpoint without `signal`, and one
+/// with `subflow` (its subflows would be bound to the listening port); both are refused
+/// here, before anything is touched. `path` is the address's path in the input, made
+/// only for an error.
+fn check_port(path: impl Fn() -> String, iface: &Interface, addr: &AddrRef) -> Result<()> {
+    let Some(port) = addr.mptcp_port else {
+        return Ok(());
+    };
+    let (flags, whose) = match (addr.mptcp_flags, iface.address_flags()) {
+        (Some(f), _) => (f, "the address's mptcp-flags"),
+        (None, Some(f)) => (f, "the interface's mptcp.address-flags"),
+        (None, None) => {
+            return Err(Error::invalid(format!(
+                "{}.mptcp-port: port {port} is for a `signal` endpoint, and the address has \
+                 no MPTCP flags (neither mptcp-flags nor the interface's mptcp.address-flags); \
+                 give it `mptcp-flags: [signal]` or drop the port",
+                path()
+            )))
+        }
+    };
+    if flags.contains(MptcpFlag::Subflow) {
+        return Err(Error::invalid(format!(
+            "{}.mptcp-port: port {port} with `subflow` ({whose} are {flags}): the kernel \
+             refuses a port on a subflow endpoint; a port is for a `signal` endpoint only, so \
+             drop `subflow` or the port",
+            path()
+        )));
+    }
+    if !flags.contains(MptcpFlag::Signal) {
+        return Err(Error::invalid(format!(
+            "{}.mptcp-port: port {port} needs `signal` ({whose} are {flags}): the endpoint \
+             listens on the port and announces it to the peer; add `signal` or drop the port",
+            path()
         )));
     }
     Ok(())
@@ -172,6 +225,45 @@ mod tests {
         )
         .unwrap_err();
         assert!(e.msg().contains("also given at interfaces[0]"), "{e}");
+    }
+
+    #[test]
+    fn implicit_endpoints_count_and_do_not_warn() {
+        // An implicit endpoint holds one of the kernel's slots like any other.
+        let mut s = flagged(8);
+        s.push_str("  - name: eth9\n    ipv4:\n      address:\n        - ip: 192.0.2.99\n          prefix-length: 24\n          mptcp-flags: [implicit]\n");
+        let e = parse(&s, &Log::new()).unwrap_err();
+        assert!(e.msg().contains("192.0.2.99 on eth9 (implicit)"), "{e}");
+        // It describes the kernel, so nothing is "ignored" for it, even on an address that
+        // would never get an endpoint from a state.
+        let log = Log::new();
+        parse(
+            "interfaces:\n  - name: eth1\n    mptcp: {address-flags: []}\n    ipv6:\n      address:\n        - {ip: fe80::1, prefix-length: 64, mptcp-flags: [implicit]}\n        - {ip: 2001:db8::1, prefix-length: 64, mptcp-flags: [implicit]}\n",
+            &log,
+        )
+        .unwrap();
+        let warnings: Vec<_> = log
+            .records()
+            .into_iter()
+            .filter(|r| r.level == crate::Level::Warn)
+            .collect();
+        assert!(warnings.is_empty(), "{warnings:?}");
+    }
+
+    #[test]
+    fn duplicate_address_names_both_places() {
+        let e = parse(
+            "interfaces:\n  - name: eth1\n    ipv6: {address: [{ip: 2001:db8::1, prefix-length: 64}]}\n  - name: eth2\n    ipv6: {address: [{ip: 2001:db8::2, prefix-length: 64}, {ip: 2001:db8::1, prefix-length: 64}]}\n",
+            &Log::new(),
+        )
+        .unwrap_err();
+        assert!(
+            e.msg().starts_with(
+                "interfaces[1].ipv6.address[1]: address 2001:db8::1 is also given at \
+                 interfaces[0].ipv6.address[0] (eth1)"
+            ),
+            "{e}"
+        );
     }
 
     #[test]
