@@ -88,6 +88,12 @@ _libc.getsockopt.argtypes = [ctypes.c_int, ctypes.c_int, ctypes.c_int,
 _libc.getsockopt.restype = ctypes.c_int
 
 
+def _errname(num: int | None) -> str:
+    if num == errno.EOPNOTSUPP:
+        return "EOPNOTSUPP"   # errorcode[] says ENOTSUP, the same number on Linux
+    return errno.errorcode.get(num, str(num))
+
+
 def _getsockopt_buf(fd: int, level: int, opt: int, buf) -> int:
     """getsockopt with a caller-filled buffer (socket.getsockopt only passes zeros)."""
     optlen = ctypes.c_uint32(ctypes.sizeof(buf))
@@ -149,7 +155,7 @@ class Prober:
         try:
             raw = self.sock.getsockopt(SOL_MPTCP, MPTCP_INFO, MPTCP_INFO_SIZE)
         except OSError as exc:
-            self.info_error = errno.errorcode.get(exc.errno, str(exc.errno))
+            self.info_error = _errname(exc.errno)
             return None
         self.info_error = None
         raw = raw.ljust(MPTCP_INFO_SIZE, b"\0")  # older kernels return a shorter struct
@@ -165,7 +171,7 @@ class Prober:
             except OSError as exc:
                 if self.method == "full" or exc.errno not in (
                         errno.EOPNOTSUPP, errno.ENOPROTOOPT, errno.EINVAL):
-                    self.subflows_error = errno.errorcode.get(exc.errno, str(exc.errno))
+                    self.subflows_error = _errname(exc.errno)
                     return None
         try:
             out = self._split()
@@ -173,7 +179,7 @@ class Prober:
             self.subflows_error = None
             return out
         except OSError as exc:
-            self.subflows_error = errno.errorcode.get(exc.errno, str(exc.errno))
+            self.subflows_error = _errname(exc.errno)
             return None
 
     def _full(self) -> list[dict]:
@@ -220,6 +226,7 @@ class Recorder:
 
     def __init__(self, sock: socket.socket, args, role: str, direction: str) -> None:
         self.sock = sock
+        self.requested_mptcp = not args.tcp   # our socket (or listener) was IPPROTO_MPTCP
         self.args = args
         self.role = role
         self.direction = direction            # "send" or "recv": this process's data
@@ -237,6 +244,7 @@ class Recorder:
         self.next_report = 0.0
         self.next_status = 0.0
         self.phase = "connected"
+        self.unacked: int | None = None
         self.protocol = _so_protocol(sock)
 
     @staticmethod
@@ -251,6 +259,8 @@ class Recorder:
             return
         self.next_sample = now + self.args.sample_interval
         self.samples += 1
+        if self.direction == "send":
+            self.unacked = unacked(self.sock)
         info = self.prober.mptcp_info()
         if info is not None:
             self.info = info
@@ -279,10 +289,10 @@ class Recorder:
                 if sf.get("state") and sf["state"] not in rec["states_seen"]:
                     rec["states_seen"].append(sf["state"])
                 rec["last_seen"] = wall
-                rec["open"] = True
+                rec["listed"] = True
             for k, rec in self.seen.items():
                 if k not in present:
-                    rec["open"] = False
+                    rec["listed"] = False
         if self.args.status_file and (force or now >= self.next_status):
             self.next_status = now + 0.1
             self.write_status()
@@ -308,6 +318,7 @@ class Recorder:
                 "mptcpi_subflows": self.info["subflows"] if self.info else None,
                 "mptcpi_bytes_acked": self.info["bytes_acked"] if self.info else None,
                 "mptcpi_bytes_received": self.info["bytes_received"] if self.info else None,
+                "unacked": self.unacked,
                 "subflows_max_seen": self.subflows_max_seen,
                 "subflows": self.current}
 
@@ -326,7 +337,11 @@ class Recorder:
         info = self.info
         flags = info["flags"] if info else None
         is_mptcp_proto = self.protocol == IPPROTO_MPTCP
-        fallback = is_mptcp_proto and (info is None or bool(flags & MPTCP_INFO_FLAG_FALLBACK))
+        mptcp = bool(is_mptcp_proto and info is not None
+                     and not flags & MPTCP_INFO_FLAG_FALLBACK)
+        # An MPTCP socket that fell back refuses MPTCP_INFO (or flags it); a listener's
+        # accept() of a plain TCP client even hands out a TCP socket (protocol 6).
+        fallback = self.requested_mptcp and not mptcp
         secs = seconds if seconds is not None else self.elapsed()
         try:
             local = _fmt(self.sock.getsockname()[:2])
@@ -341,8 +356,9 @@ class Recorder:
             "seconds": round(secs, 3),
             "mbit_per_s": round(self.bytes * 8 / secs / 1e6, 3) if secs > 0 else None,
             "protocol": self.protocol,
-            "mptcp": bool(is_mptcp_proto and info is not None and not fallback),
-            "fallback": bool(fallback),
+            "requested_mptcp": self.requested_mptcp,
+            "mptcp": mptcp,
+            "fallback": fallback,
             "mptcp_info_error": self.prober.info_error,
             "mptcpi_flags": flags,
             "subflows_max_seen": self.subflows_max_seen,
