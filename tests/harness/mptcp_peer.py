@@ -71,7 +71,7 @@ assert MPTCP_INFO_SIZE == 96
 TCP_INFO_SIZE = 232
 _TCPI = {"state": (0, "B"), "rtt_us": (68, "I"), "total_retrans": (100, "I"),
          "bytes_acked": (120, "Q"), "bytes_received": (128, "Q"),
-         "bytes_sent": (200, "Q"), "bytes_retrans": (208, "Q")}
+         "notsent_bytes": (144, "I"), "bytes_sent": (200, "Q"), "bytes_retrans": (208, "Q")}
 TCP_STATES = {1: "ESTABLISHED", 2: "SYN_SENT", 3: "SYN_RECV", 4: "FIN_WAIT1",
               5: "FIN_WAIT2", 6: "TIME_WAIT", 7: "CLOSE", 8: "CLOSE_WAIT", 9: "LAST_ACK",
               10: "LISTEN", 11: "CLOSING", 12: "NEW_SYN_RECV"}

@@ -345,6 +345,45 @@ class WireBed:
         words = text.split()
         return {k: int(v) for k, v in zip(words[0::2], words[1::2])}
 
+    def subflow_flags(self, side: str = "client") -> list[dict]:
+        """The side's MPTCP subflows as `ss -tni` shows them (inet_diag's ULP info):
+        [{"state", "local", "remote", "dev", "flags" (ss letters, e.g. "Jjbec"),
+          "backup_local" (b: we asked for backup), "backup_remote" (B: the peer did),
+          "local_id", "remote_id", "local_token", "remote_token"}].
+        Letters: M/m MP_CAPABLE remote/local, J/j MP_JOIN remote/local, B/b backup
+        remote/local, e fully established, c connected, v mapping valid."""
+        text = self.sh(side, ["ss", "-tniH"]).stdout
+        out: list[dict] = []
+        head: list[str] | None = None
+        for line in text.splitlines():
+            if not line.strip():
+                continue
+            if not line[0].isspace():
+                head = line.split()
+                continue
+            if head is None or "tcp-ulp-mptcp" not in line:
+                continue
+            local, _, dev = head[3].partition("%")
+            remote = head[4]
+            rec: dict[str, Any] = {"state": head[0], "local": local, "remote": remote,
+                                   "dev": dev or None}
+            for word in line.split():
+                if word.startswith("flags:"):
+                    rec["flags"] = word[6:]
+                elif word.startswith("token:"):
+                    # token:<remote token>(id:<remote id>)/<local token>(id:<local id>)
+                    rem, _, loc = word[6:].partition("/")
+                    for tag, part in (("remote", rem), ("local", loc)):
+                        tok, _, rid = part.partition("(id:")
+                        rec[f"{tag}_token"] = tok
+                        with contextlib.suppress(ValueError):
+                            rec[f"{tag}_id"] = int(rid.rstrip(")"))
+            flags = rec.setdefault("flags", "")
+            rec["backup_local"] = "b" in flags
+            rec["backup_remote"] = "B" in flags
+            out.append(rec)
+        return out
+
     def link(self, side: str, p: int | str) -> dict:
         return self.ip(side, "link", "show", "dev", self.path(p), json=True)[0]
 
