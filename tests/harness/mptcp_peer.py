@@ -239,7 +239,7 @@ class Recorder:
         self.subflow_list_max_seen = 0
         self.info: dict | None = None
         self.current: list[dict] = []
-        self.seen: dict[tuple, dict] = {}
+        self.seen: dict[tuple, dict] = {}   # subflows by key()
         self.next_sample = 0.0
         self.next_report = 0.0
         self.next_status = 0.0
@@ -437,9 +437,8 @@ def _send_phase(sock, rec: Recorder, n: int, rate: float | None, deadline: Deadl
         rec.bytes = sent
 
 
-def _recv_phase(sock, rec: Recorder, expected: int | None, deadline: Deadline) -> bool:
-    """Read until EOF (or until `expected` bytes when the peer keeps the line open).
-    True if EOF was seen."""
+def _recv_phase(sock, rec: Recorder, deadline: Deadline) -> bool:
+    """Read until EOF (True), or until the deadline (Timeout)."""
     buf = bytearray(_CHUNK)
     while True:
         if not _wait(sock, rec, deadline, read=True):
@@ -490,9 +489,7 @@ def _drain_until_eof(sock, rec: Recorder, deadline: Deadline) -> int:
             k = sock.recv_into(buf)
         except BlockingIOError:
             continue
-        except ConnectionResetError:
-            return extra
-        if k == 0:
+        if k == 0:      # (a reset raises: the peer did not take everything)
             return extra
         extra += k
 
@@ -522,7 +519,7 @@ def run_connection(sock: socket.socket, args, role: str, direction: str,
             complete = True
         else:
             rec.phase = "receiving"
-            got_eof = _recv_phase(sock, rec, nbytes, deadline)
+            got_eof = _recv_phase(sock, rec, deadline)
             seconds = time.monotonic() - t_start
             rec.sample(force=True)
             rec.phase = "holding"

@@ -196,7 +196,8 @@ class WireBed:
 
     # ---- lifecycle -------------------------------------------------------------
     def __enter__(self) -> "WireBed":
-        self.start()
+        if not self.sb.state:
+            self.start()
         return self
 
     def __exit__(self, *exc: Any) -> None:
@@ -587,9 +588,11 @@ class WireBed:
             raise ValueError("direction must be 'send' or 'recv'")
         before_c, before_s = self.counters("client"), self.counters("server")
         t0 = time.monotonic()
-        server = self.serve(timeout=timeout, **server_kw)
+        server_kw.setdefault("timeout", timeout)
+        client_kw.setdefault("timeout", timeout)
+        server = self.serve(**server_kw)
         client = self.start_client(direction, to=to, port=server.port, nbytes=nbytes,
-                                   timeout=timeout, **client_kw)
+                                   **client_kw)
         during_value = None
         try:
             if during is not None:
