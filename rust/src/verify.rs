@@ -12,7 +12,9 @@ use std::fmt;
 use std::net::IpAddr;
 
 use crate::netlink::{Address, EndpointFlags, KernelState, Link};
-use crate::state::{ineligibility, HostMptcp, Interface, InterfaceState, MptcpFlags, NetworkState};
+use crate::state::{
+    ineligibility, HostMptcp, Interface, InterfaceState, MptcpFlag, MptcpFlags, NetworkState,
+};
 
 /// Where per-address flags come from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -85,6 +87,26 @@ pub fn check_host(host: &HostMptcp, kernel: &KernelState) -> Vec<Mismatch> {
             ));
         }
     }
+    if let Some(pm) = host.path_manager {
+        let have = kernel.sysctls.path_manager.as_deref();
+        if have != Some(pm.name()) {
+            out.push(mismatch(
+                "mptcp.path-manager".to_string(),
+                pm.name(),
+                have.unwrap_or("unknown"),
+            ));
+        }
+    }
+    if let Some(want) = &host.scheduler {
+        let have = kernel.sysctls.scheduler.as_deref();
+        if have != Some(want.as_str()) {
+            out.push(mismatch(
+                "mptcp.scheduler".to_string(),
+                want.as_str(),
+                have.unwrap_or("unknown"),
+            ));
+        }
+    }
     if let Some(limits) = &host.limits {
         let current = kernel.limits;
         let pairs = [
@@ -110,23 +132,34 @@ pub fn check_host(host: &HostMptcp, kernel: &KernelState) -> Vec<Mismatch> {
     out
 }
 
-/// The kernel's configured endpoints by address (implicit ones are not configuration).
-struct Endpoints(HashMap<IpAddr, MptcpFlags>);
+/// The kernel's configured endpoints by address, with their port (implicit ones are not
+/// configuration, and are kept apart).
+struct Endpoints {
+    configured: HashMap<IpAddr, (MptcpFlags, Option<u16>)>,
+    implicit: HashSet<IpAddr>,
+}
 
 impl Endpoints {
     fn new(kernel: &KernelState) -> Self {
-        Endpoints(
-            kernel
-                .endpoints
-                .iter()
-                .filter(|e| e.flags.bits() & EndpointFlags::IMPLICIT == 0)
-                .map(|e| (e.address, e.flags.mptcp_flags()))
+        let (implicit, configured): (Vec<_>, Vec<_>) = kernel
+            .endpoints
+            .iter()
+            .partition(|e| e.flags.contains(EndpointFlags::IMPLICIT));
+        Endpoints {
+            configured: configured
+                .into_iter()
+                .map(|e| (e.address, (e.flags.mptcp_flags(), e.port)))
                 .collect(),
-        )
+            implicit: implicit.into_iter().map(|e| e.address).collect(),
+        }
     }
 
     fn get(&self, ip: &IpAddr) -> Option<MptcpFlags> {
-        self.0.get(ip).copied()
+        self.configured.get(ip).map(|(f, _)| *f)
+    }
+
+    fn port(&self, ip: &IpAddr) -> Option<u16> {
+        self.configured.get(ip).and_then(|(_, p)| *p)
     }
 }
 
@@ -155,7 +188,22 @@ fn check_interface_with(
     let addrs: Vec<&Address> = kernel.addresses_of(link.index).collect();
 
     if iface.is_going_away() {
-        // NetworkManager removes the endpoints of a profile it deactivates.
+        // NetworkManager removes the endpoints of a profile it deactivates; the kernel
+        // backend removes them and takes the link down (and, for `absent`, its addresses).
+        if mode == Mode::KernelOnly {
+            if link.is_up() {
+                out.push(mismatch(format!("{name}: state"), "down", "up"));
+            }
+            if iface.state == Some(InterfaceState::Absent) {
+                for a in addrs.iter().filter(|a| is_configured(a)) {
+                    out.push(mismatch(
+                        format!("{name}: address {}/{}", a.address, a.prefix_len),
+                        "absent (interface absent)",
+                        "present",
+                    ));
+                }
+            }
+        }
         for a in &addrs {
             if let Some(f) = endpoints.get(&a.address).filter(|f| !f.is_empty()) {
                 out.push(mismatch(
@@ -174,6 +222,11 @@ fn check_interface_with(
     check_addresses(iface, link, &addrs, &mut out);
     check_endpoints(iface, &addrs, endpoints, mode, &mut out);
     out
+}
+
+/// Configuration, not the kernel's own: a permanent address that is not IPv6 link-local.
+fn is_configured(a: &Address) -> bool {
+    a.is_permanent() && !(a.address.is_ipv6() && ineligibility(a.address) == Some("link-local"))
 }
 
 /// Static addresses: the listed ones are there, and (where a family's list is given) no
@@ -274,13 +327,33 @@ fn check_endpoints(
         let Some(want) = desired_flags(iface, a, mode) else {
             continue;
         };
+        let what = format!("{}: {}", iface.name, a.address);
+        if want.contains(MptcpFlag::Implicit) {
+            // The kernel's own endpoint, described by show: it must still be there.
+            if !endpoints.implicit.contains(&a.address) {
+                out.push(mismatch(what, "mptcp-flags [implicit]", describe(endpoints.get(&a.address))));
+            }
+            continue;
+        }
         let have = endpoints.get(&a.address).unwrap_or_default();
         if have != want {
-            out.push(mismatch(
-                format!("{}: {}", iface.name, a.address),
-                describe(Some(want)),
-                describe(Some(have)),
-            ));
+            out.push(mismatch(what, describe(Some(want)), describe(Some(have))));
+            continue;
+        }
+        if mode == Mode::KernelOnly && !want.is_empty() {
+            let port = iface
+                .addresses()
+                .find(|x| x.ip == a.address)
+                .and_then(|x| x.mptcp_port);
+            if port.is_some() && port != endpoints.port(&a.address) {
+                out.push(mismatch(
+                    format!("{what} mptcp-port"),
+                    port.map_or("none".into(), |p| p.to_string()),
+                    endpoints
+                        .port(&a.address)
+                        .map_or("none".into(), |p| p.to_string()),
+                ));
+            }
         }
     }
 }
@@ -411,6 +484,31 @@ mod tests {
             m[0].current.contains("duplicate address detection failed"),
             "{m:?}"
         );
+    }
+
+    #[test]
+    fn kernel_mode_checks_ports_implicit_and_the_link() {
+        let yaml = "interfaces:\n- name: eth1\n  ipv4: {address: [{ip: 192.0.2.2, prefix-length: 24, mptcp-flags: [signal], mptcp-port: 8080}]}\n";
+        let mut k = kernel(&[("192.0.2.2", 1)]);
+        let m = check(&desired(yaml), &k, Mode::KernelOnly);
+        assert_eq!(m.len(), 1, "{m:?}");
+        assert!(m[0].what.ends_with("mptcp-port"), "{m:?}");
+        k.endpoints[0].port = Some(8080);
+        assert_eq!(check(&desired(yaml), &k, Mode::KernelOnly), vec![]);
+
+        let implicit = "interfaces:\n- name: eth1\n  ipv4: {address: [{ip: 192.0.2.2, prefix-length: 24, mptcp-flags: [implicit]}]}\n";
+        assert_eq!(check(&desired(implicit), &k, Mode::KernelOnly).len(), 1);
+        k.endpoints[0].flags = EndpointFlags(EndpointFlags::IMPLICIT);
+        assert_eq!(check(&desired(implicit), &k, Mode::KernelOnly), vec![]);
+
+        let down = "interfaces:\n- name: eth1\n  state: down\n";
+        let k = kernel(&[]);
+        assert_eq!(check(&desired(down), &k, Mode::NetworkManager), vec![]);
+        let m = check(&desired(down), &k, Mode::KernelOnly);
+        assert_eq!(m.len(), 1, "{m:?}");
+        let absent = "interfaces:\n- name: eth1\n  state: absent\n";
+        // Up, and two configured addresses (the link-local one is the kernel's).
+        assert_eq!(check(&desired(absent), &k, Mode::KernelOnly).len(), 3);
     }
 
     #[test]

@@ -215,6 +215,42 @@ pub fn check_implicit(state: &NetworkState, kernel: &KernelState) -> Result<()> 
     Ok(())
 }
 
+/// The first Linux with the `laminar` endpoint flag.
+pub const LAMINAR_KERNEL: (u32, u32) = (6, 18);
+
+/// `laminar` needs a kernel that has it. (Kernels before 6.19 echo unknown flag bits back,
+/// so asking the kernel tells nothing; its version does.)
+pub fn check_laminar(state: &NetworkState) -> Result<()> {
+    let asks = |f: Option<MptcpFlags>| f.is_some_and(|f| f.contains(MptcpFlag::Laminar));
+    let Some(iface) = state.interfaces.iter().filter(|i| !i.is_going_away()).find(|i| {
+        asks(i.address_flags()) || i.addresses().any(|a| asks(a.mptcp_flags))
+    }) else {
+        return Ok(());
+    };
+    let release = kernel_release();
+    let mut parts = release
+        .split(|c: char| !c.is_ascii_digit())
+        .map(|p| p.parse::<u32>().unwrap_or(0));
+    let have = (parts.next().unwrap_or(0), parts.next().unwrap_or(0));
+    if have >= LAMINAR_KERNEL {
+        return Ok(());
+    }
+    Err(Error::new(
+        ErrorKind::NotSupported,
+        format!(
+            "{}: the laminar flag needs Linux {}.{} or newer; this kernel is {release}",
+            iface.name, LAMINAR_KERNEL.0, LAMINAR_KERNEL.1
+        ),
+    ))
+}
+
+/// `uname -r`.
+fn kernel_release() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/osrelease")
+        .map(|s| s.trim().to_string())
+        .unwrap_or_default()
+}
+
 /// The kernel's 8-endpoint limit, counting the endpoints that stay: those of interfaces
 /// the state does not name, and those the named interfaces keep.
 pub fn check_budget(state: &NetworkState, view: &View<'_>) -> Result<()> {
@@ -226,15 +262,18 @@ pub fn check_budget(state: &NetworkState, view: &View<'_>) -> Result<()> {
         .iter()
         .map(|a| (a.address, a.ifindex))
         .collect();
+    // Implicit endpoints hold a slot too (the kernel makes them with the same add).
     let mut endpoints: Vec<String> = Vec::new();
     for e in &kernel.endpoints {
-        if e.flags.contains(EndpointFlags::IMPLICIT) {
-            continue;
-        }
         let link = ifname_of(e.ifindex.or_else(|| addr_link.get(&e.address).copied()));
         if link.is_none_or(|n| !named.contains(n.as_str())) {
             let on = link.map_or(String::new(), |n| format!(" on {n}"));
-            endpoints.push(format!("{}{on} (stays)", e.address));
+            let what = if e.flags.contains(EndpointFlags::IMPLICIT) {
+                "implicit, stays"
+            } else {
+                "stays"
+            };
+            endpoints.push(format!("{}{on} ({what})", e.address));
         }
     }
     for iface in &state.interfaces {
@@ -246,12 +285,10 @@ pub fn check_budget(state: &NetworkState, view: &View<'_>) -> Result<()> {
                 continue;
             }
             let has = match view.flags_after(iface, ip) {
-                Some(f) => wanted(f),
+                // `[implicit]` describes the kernel's endpoint there, which stays.
+                Some(f) => wanted(f) || f.contains(MptcpFlag::Implicit),
                 // The state says nothing: whatever the kernel has now stays.
-                None => kernel
-                    .endpoints
-                    .iter()
-                    .any(|e| e.address == ip && !e.flags.contains(EndpointFlags::IMPLICIT)),
+                None => kernel.endpoints.iter().any(|e| e.address == ip),
             };
             if has {
                 endpoints.push(format!("{ip} on {}", iface.name));

@@ -165,6 +165,7 @@ pub(super) async fn run<B: Backend>(
     checks::check_links_exist(&state, &view)?;
     checks::check_mptcp_enabled(&state, &kernel)?;
     checks::check_implicit(&state, &kernel)?;
+    checks::check_laminar(&state)?;
     checks::check_budget(&state, &view)?;
     let host = host::changes(&state, &kernel)?;
     let plan = backend.plan(&state, &view, log)?;
