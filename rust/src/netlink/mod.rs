@@ -36,9 +36,6 @@ mod mptcp;
 mod route;
 mod socket;
 mod sysctl;
-mod writer_shim;
-
-pub use writer_shim::{read_kernel_for, Writer};
 
 use std::time::Duration;
 
