@@ -509,6 +509,11 @@ fn state_json(state: &KernelState) -> Value {
             "enabled": enabled,
             "limits": state.limits.map(limits_json),
             "endpoints": state.endpoints.iter().map(endpoint_json).collect::<Vec<_>>(),
+            "sysctls": {
+                "path_manager": state.sysctls.path_manager,
+                "scheduler": state.sysctls.scheduler,
+                "available_schedulers": state.sysctls.available_schedulers,
+            },
         })),
     })
 }

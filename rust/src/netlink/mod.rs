@@ -1,5 +1,6 @@
 //! The kernel over netlink: links, addresses, MPTCP endpoints and limits, and
-//! `net.mptcp.enabled`, of the network namespace of the calling thread.
+//! `net.mptcp.enabled`, of the network namespace of the calling thread; read, and written
+//! for an apply without NetworkManager.
 //!
 //! [`read_kernel`] reads everything with one dump per object kind (never one request per
 //! interface), the three reads joined on their own sockets (the kernel runs one dump at a
@@ -17,6 +18,14 @@
 //! }
 //! # Ok::<(), mptcpstate::Error>(())
 //! ```
+//!
+//! [`read_kernel_for`] reads the same for a few named links only (lookups by name and
+//! per-link address dumps: 0.3 ms for 8 names among 1000 veths, where `read_kernel`
+//! takes 6 to 10 ms), for an apply that names few interfaces on a host with many.
+//!
+//! Writes go through a [`Writer`], which keeps one route and one generic netlink socket
+//! for a whole apply, as `ip -batch` does; the free functions ([`add_endpoint`],
+//! [`set_limits`], ...) open a socket per call.
 //!
 //! The futures here must be polled inside the library's [`Runtime`](crate::Runtime) (they register their
 //! sockets with its reactor), on the thread whose network namespace is meant: sockets are

@@ -78,7 +78,9 @@ async fn links_and_addresses(
     let mut interrupted = false;
     let mut gone = Vec::new();
     // One dump at a time: the kernel refuses a second dump on a socket (EBUSY) until
-    // the first is read to its end.
+    // the first is read to its end. Each costs about 27 µs (1000 veths, 8 or 32 names);
+    // spreading them over 2, 4 or 8 sockets made the read slower, not faster: the kernel
+    // fills a dump inside our recvmsg on this thread, so there is no waiting to overlap.
     for link in &links {
         match addresses::dump_of(handle, link.index).await {
             Ok((addrs, intr)) => {

@@ -330,6 +330,29 @@ mod tests {
     }
 
     #[test]
+    fn an_unsettled_writer_refuses_before_sending() {
+        // Opening sends nothing; the refused write names an ifindex no link has, so that
+        // even a regression that sent it would change nothing in this namespace.
+        let mut writer = Writer::open().unwrap();
+        writer
+            .begin("adding address 192.0.2.2/24 to ifindex 3")
+            .unwrap();
+        let rt = Runtime::global().unwrap();
+        let err = rt
+            .block_on(writer.set_link_up(u32::MAX, true))
+            .unwrap()
+            .unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::Bug);
+        assert!(
+            err.msg().starts_with(
+                "setting ifindex 4294967295 up: this netlink writer is unusable: \
+                 `adding address 192.0.2.2/24 to ifindex 3` was cancelled or timed out"
+            ),
+            "{err}"
+        );
+    }
+
+    #[test]
     fn a_writer_is_send() {
         fn send<T: Send>() {}
         send::<Writer>();
