@@ -164,7 +164,7 @@ const ENODEV: i32 = 19;
 /// Whether a link can have this name (the kernel's `dev_valid_name`): 1 to 15 bytes, no
 /// `/`, `:`, whitespace or NUL, not `.` or `..`. No link has another name, and asking
 /// for one is an error (EINVAL for a long one), so such names are not asked for.
-fn can_be_link_name(name: &str) -> bool {
+pub(crate) fn can_be_link_name(name: &str) -> bool {
     (1..IFNAMSIZ).contains(&name.len())
         && name != "."
         && name != ".."
