@@ -4,6 +4,7 @@
 //! ```text
 //! kernel_dump                                 # KernelState as JSON
 //! kernel_dump --repeat N                      # N reads; timings (µs) as JSON on stderr
+//! kernel_dump --only IFNAME... [--repeat N]   # read_kernel_for those names
 //! kernel_dump --netns PATH [--netns PATH]... [--repeat N]
 //!                                             # one thread per namespace (setns), all at
 //!                                             # once; prints each thread's last read
@@ -13,11 +14,30 @@
 //! kernel_dump limits-set SUBFLOWS ADD_ADDR_ACCEPTED
 //! kernel_dump sysctl 0|1
 //! ```
+//! Through a `netlink::Writer` (one per run):
+//! ```text
+//! kernel_dump addr-add IFNAME ADDR/PREFIX [nodad] [noprefixroute] [mngtmpaddr] [home]
+//! kernel_dump addr-del IFNAME ADDR/PREFIX
+//! kernel_dump link-set IFNAME up|down
+//! kernel_dump endpoint-change ID ADDR [backup|nobackup] [fullmesh|nofullmesh]
+//!             [signal] [subflow] [laminar]   # the flags sent are exactly the words given
+//! kernel_dump batch [--read]                  # the commands above (and endpoint-add,
+//!                                             # endpoint-del, limits-set), one a line on
+//!                                             # stdin, on one Writer; names resolved by
+//!                                             # one read_kernel_for first (--read: that
+//!                                             # read even without names); timings (µs)
+//!                                             # as JSON on stderr
+//! ```
 //! Errors: `{"kind": ..., "message": ...}` on stderr, exit status = the error code.
 
+use std::collections::HashMap;
+use std::io::Read;
+use std::net::IpAddr;
 use std::time::Instant;
 
-use mptcpstate::netlink::{self, Endpoint, EndpointFlags, KernelState, Limits};
+use mptcpstate::netlink::{
+    self, Address, AddressFlags, AddressScope, Endpoint, EndpointFlags, KernelState, Limits, Writer,
+};
 use mptcpstate::{Error, Log, Runtime};
 use serde_json::{json, Value};
 
@@ -42,54 +62,27 @@ fn usage(msg: &str) -> Error {
 
 fn run(args: &[String]) -> Result<Option<Value>, Error> {
     let rt = Runtime::global()?;
-    let log = Log::new();
     let sub = args.first().map(String::as_str).unwrap_or("");
     let rest = args.get(1..).unwrap_or_default();
     match sub {
-        "" | "--repeat" | "--netns" => dump(args),
+        "" | "--repeat" | "--netns" | "--only" => dump(args),
         "endpoints" => {
             let eps = rt.block_on(netlink::dump_endpoints())??;
             Ok(Some(eps.iter().map(endpoint_json).collect()))
         }
         "limits" => Ok(Some(limits_json(rt.block_on(netlink::get_limits())??))),
         "endpoint-add" => {
-            let address = rest
-                .first()
-                .and_then(|a| a.parse().ok())
-                .ok_or_else(|| usage("endpoint-add ADDR ..."))?;
-            let mut ep = Endpoint {
-                id: 0,
-                address,
-                port: None,
-                flags: EndpointFlags(0),
-                ifindex: None,
-            };
-            let mut words = rest[1..].iter().map(String::as_str);
-            while let Some(w) = words.next() {
-                let mut value = || {
-                    words
-                        .next()
-                        .ok_or_else(|| usage(&format!("a value after {w}")))
-                };
-                match w {
-                    "id" => ep.id = value()?.parse().map_err(|_| usage("id 1..255"))?,
-                    "port" => ep.port = Some(value()?.parse().map_err(|_| usage("port"))?),
-                    "dev" => {
-                        let name = value()?.to_string();
-                        let kernel = rt.block_on(netlink::read_kernel(&log))??;
-                        let link = kernel.links.iter().find(|l| l.name == name);
-                        ep.ifindex = Some(link.ok_or_else(|| usage("dev: no such link"))?.index);
-                    }
-                    "signal" => ep.flags.0 |= EndpointFlags::SIGNAL,
-                    "subflow" => ep.flags.0 |= EndpointFlags::SUBFLOW,
-                    "backup" => ep.flags.0 |= EndpointFlags::BACKUP,
-                    "fullmesh" => ep.flags.0 |= EndpointFlags::FULLMESH,
-                    other => return Err(usage(&format!("unknown word {other}"))),
-                }
-            }
+            let ep = parse_endpoint_add(rest, &mut |name| ifindex_of(name))?;
             rt.block_on(netlink::add_endpoint(&ep))??;
             Ok(None)
         }
+        "addr-add" | "addr-del" | "link-set" | "endpoint-change" => {
+            let write = parse_write(sub, rest, &mut |name| ifindex_of(name))?;
+            let mut writer = Writer::open()?;
+            rt.block_on(write.run(&mut writer))??;
+            Ok(None)
+        }
+        "batch" => batch(rest),
         "endpoint-del" => {
             let id = rest
                 .first()
@@ -103,16 +96,7 @@ fn run(args: &[String]) -> Result<Option<Value>, Error> {
             Ok(None)
         }
         "limits-set" => {
-            let n = |i: usize| {
-                rest.get(i)
-                    .and_then(|a| a.parse().ok())
-                    .ok_or_else(|| usage("limits-set SUBFLOWS ADD_ADDR_ACCEPTED"))
-            };
-            let limits = Limits {
-                subflows: n(0)?,
-                add_addr_accepted: n(1)?,
-            };
-            rt.block_on(netlink::set_limits(limits))??;
+            rt.block_on(netlink::set_limits(parse_limits(rest)?))??;
             Ok(None)
         }
         "sysctl" => {
@@ -128,24 +112,31 @@ fn run(args: &[String]) -> Result<Option<Value>, Error> {
     }
 }
 
-/// `[--netns PATH]... [--repeat N]`
+/// `[--netns PATH]... [--only IFNAME...] [--repeat N]`
 fn dump(args: &[String]) -> Result<Option<Value>, Error> {
+    const USAGE: &str = "--repeat N | --netns PATH | --only IFNAME...";
     let mut repeat = 1usize;
     let mut netns = Vec::new();
-    let mut it = args.iter();
+    let mut only: Option<Vec<String>> = None;
+    let mut it = args.iter().peekable();
     while let Some(a) = it.next() {
-        let value = it
-            .next()
-            .ok_or_else(|| usage("--repeat N | --netns PATH"))?;
+        if a == "--only" {
+            let names = only.get_or_insert_with(Vec::new);
+            while let Some(name) = it.next_if(|n| !n.starts_with("--")) {
+                names.push(name.clone());
+            }
+            continue;
+        }
+        let value = it.next().ok_or_else(|| usage(USAGE))?;
         match a.as_str() {
             "--repeat" => repeat = value.parse().map_err(|_| usage("--repeat N"))?,
             "--netns" => netns.push(value.clone()),
-            _ => return Err(usage("--repeat N | --netns PATH")),
+            _ => return Err(usage(USAGE)),
         }
     }
     if netns.is_empty() {
         let log = Log::new();
-        let (state, timings) = read_n(repeat, &log)?;
+        let (state, timings) = read_n(repeat, only.as_deref(), &log)?;
         if repeat > 1 {
             let mut summary = timings_json(&timings);
             let warnings: Vec<String> = log
@@ -158,6 +149,9 @@ fn dump(args: &[String]) -> Result<Option<Value>, Error> {
             eprintln!("{summary}");
         }
         return Ok(Some(state_json(&state)));
+    }
+    if only.is_some() {
+        return Err(usage("--only does not go with --netns"));
     }
     // One thread per namespace, all reading at once.
     let threads: Vec<_> = netns
@@ -191,16 +185,275 @@ fn names(state: &KernelState) -> Vec<&str> {
     state.links.iter().map(|l| l.name.as_str()).collect()
 }
 
-fn read_n(repeat: usize, log: &Log) -> Result<(KernelState, Vec<u128>), Error> {
+fn read_n(
+    repeat: usize,
+    only: Option<&[String]>,
+    log: &Log,
+) -> Result<(KernelState, Vec<u128>), Error> {
     let rt = Runtime::global()?;
     let mut timings = Vec::with_capacity(repeat);
     let mut state = None;
     for _ in 0..repeat.max(1) {
         let t = Instant::now();
-        state = Some(rt.block_on(netlink::read_kernel(log))??);
+        state = Some(match only {
+            Some(names) => rt.block_on(netlink::read_kernel_for(names, log))??,
+            None => rt.block_on(netlink::read_kernel(log))??,
+        });
         timings.push(t.elapsed().as_micros());
     }
     Ok((state.unwrap(), timings))
+}
+
+/// The ifindex of the link named `name`, by a scoped read.
+fn ifindex_of(name: &str) -> Result<u32, Error> {
+    let log = Log::new();
+    let kernel =
+        Runtime::global()?.block_on(netlink::read_kernel_for(&[name.to_string()], &log))??;
+    kernel
+        .links
+        .first()
+        .map(|l| l.index)
+        .ok_or_else(|| usage(&format!("no link named {name}")))
+}
+
+/// One write of the Writer.
+enum Write {
+    AddrAdd(Address),
+    AddrDel(u32, IpAddr, u8),
+    LinkSet(u32, bool),
+    EndpointAdd(Endpoint),
+    EndpointDel(u8),
+    EndpointChange(Endpoint),
+    Limits(Limits),
+}
+
+impl Write {
+    async fn run(self, w: &mut Writer) -> Result<(), Error> {
+        match self {
+            Write::AddrAdd(a) => w.add_address(&a).await,
+            Write::AddrDel(i, a, p) => w.delete_address(i, a, p).await,
+            Write::LinkSet(i, up) => w.set_link_up(i, up).await,
+            Write::EndpointAdd(e) => w.add_endpoint(&e).await,
+            Write::EndpointDel(id) => w.delete_endpoint(id).await,
+            Write::EndpointChange(e) => w.set_endpoint_flags(&e).await,
+            Write::Limits(l) => w.set_limits(l).await,
+        }
+    }
+}
+
+/// `ADDR/PREFIX`.
+fn parse_prefix(arg: Option<&String>) -> Result<(IpAddr, u8), Error> {
+    let bad = || usage("ADDR/PREFIX");
+    let (addr, prefix) = arg.and_then(|a| a.split_once('/')).ok_or_else(bad)?;
+    Ok((
+        addr.parse().map_err(|_| bad())?,
+        prefix.parse().map_err(|_| bad())?,
+    ))
+}
+
+/// The Writer's commands (see the module docs); `resolve` maps a link name to its
+/// ifindex.
+fn parse_write(
+    sub: &str,
+    rest: &[String],
+    resolve: &mut dyn FnMut(&str) -> Result<u32, Error>,
+) -> Result<Write, Error> {
+    let name = || {
+        rest.first()
+            .ok_or_else(|| usage(&format!("{sub} IFNAME ...")))
+    };
+    match sub {
+        "addr-add" => {
+            let ifindex = resolve(name()?)?;
+            let (address, prefix_len) = parse_prefix(rest.get(1))?;
+            let mut flags = 0;
+            for w in rest.get(2..).unwrap_or_default() {
+                flags |= match w.as_str() {
+                    "nodad" => AddressFlags::NODAD,
+                    "noprefixroute" => AddressFlags::NOPREFIXROUTE,
+                    "mngtmpaddr" => AddressFlags::MANAGETEMPADDR,
+                    "home" => AddressFlags::HOMEADDRESS,
+                    other => return Err(usage(&format!("unknown address flag {other}"))),
+                };
+            }
+            Ok(Write::AddrAdd(Address {
+                ifindex,
+                address,
+                prefix_len,
+                flags: AddressFlags(flags),
+                scope: AddressScope::Universe,
+                valid_lft: None,
+                preferred_lft: None,
+            }))
+        }
+        "addr-del" => {
+            let ifindex = resolve(name()?)?;
+            let (address, prefix_len) = parse_prefix(rest.get(1))?;
+            Ok(Write::AddrDel(ifindex, address, prefix_len))
+        }
+        "link-set" => {
+            let ifindex = resolve(name()?)?;
+            let up = match rest.get(1).map(String::as_str) {
+                Some("up") => true,
+                Some("down") => false,
+                _ => return Err(usage("link-set IFNAME up|down")),
+            };
+            Ok(Write::LinkSet(ifindex, up))
+        }
+        "endpoint-change" => {
+            let bad = || usage("endpoint-change ID ADDR [backup|nobackup] [fullmesh|nofullmesh]");
+            let id = rest.first().and_then(|a| a.parse().ok()).ok_or_else(bad)?;
+            let address = rest.get(1).and_then(|a| a.parse().ok()).ok_or_else(bad)?;
+            let mut flags = 0;
+            for w in rest.get(2..).unwrap_or_default() {
+                flags |= match w.as_str() {
+                    "backup" => EndpointFlags::BACKUP,
+                    "fullmesh" => EndpointFlags::FULLMESH,
+                    "nobackup" | "nofullmesh" => 0,
+                    // Not changeable in place: sent to see what the kernel does with them.
+                    "signal" => EndpointFlags::SIGNAL,
+                    "subflow" => EndpointFlags::SUBFLOW,
+                    "laminar" => EndpointFlags::LAMINAR,
+                    other => return Err(usage(&format!("unknown endpoint flag {other}"))),
+                };
+            }
+            Ok(Write::EndpointChange(Endpoint {
+                id,
+                address,
+                port: None,
+                flags: EndpointFlags(flags),
+                ifindex: None,
+            }))
+        }
+        "endpoint-add" => Ok(Write::EndpointAdd(parse_endpoint_add(rest, resolve)?)),
+        "endpoint-del" => {
+            let id = rest
+                .first()
+                .and_then(|a| a.parse().ok())
+                .ok_or_else(|| usage("endpoint-del ID"))?;
+            Ok(Write::EndpointDel(id))
+        }
+        "limits-set" => Ok(Write::Limits(parse_limits(rest)?)),
+        other => Err(usage(&format!("unknown write {other}"))),
+    }
+}
+
+/// `ADDR [id N] [port P] [dev NAME] [signal] [subflow] [backup] [fullmesh] [laminar]`
+fn parse_endpoint_add(
+    rest: &[String],
+    resolve: &mut dyn FnMut(&str) -> Result<u32, Error>,
+) -> Result<Endpoint, Error> {
+    let address = rest
+        .first()
+        .and_then(|a| a.parse().ok())
+        .ok_or_else(|| usage("endpoint-add ADDR ..."))?;
+    let mut ep = Endpoint {
+        id: 0,
+        address,
+        port: None,
+        flags: EndpointFlags(0),
+        ifindex: None,
+    };
+    let mut words = rest[1..].iter().map(String::as_str);
+    while let Some(w) = words.next() {
+        let mut value = || {
+            words
+                .next()
+                .ok_or_else(|| usage(&format!("a value after {w}")))
+        };
+        match w {
+            "id" => ep.id = value()?.parse().map_err(|_| usage("id 1..255"))?,
+            "port" => ep.port = Some(value()?.parse().map_err(|_| usage("port"))?),
+            "dev" => ep.ifindex = Some(resolve(value()?)?),
+            "signal" => ep.flags.0 |= EndpointFlags::SIGNAL,
+            "subflow" => ep.flags.0 |= EndpointFlags::SUBFLOW,
+            "backup" => ep.flags.0 |= EndpointFlags::BACKUP,
+            "fullmesh" => ep.flags.0 |= EndpointFlags::FULLMESH,
+            "laminar" => ep.flags.0 |= EndpointFlags::LAMINAR,
+            other => return Err(usage(&format!("unknown word {other}"))),
+        }
+    }
+    Ok(ep)
+}
+
+/// `SUBFLOWS ADD_ADDR_ACCEPTED`
+fn parse_limits(rest: &[String]) -> Result<Limits, Error> {
+    let n = |i: usize| {
+        rest.get(i)
+            .and_then(|a| a.parse().ok())
+            .ok_or_else(|| usage("limits-set SUBFLOWS ADD_ADDR_ACCEPTED"))
+    };
+    Ok(Limits {
+        subflows: n(0)?,
+        add_addr_accepted: n(1)?,
+    })
+}
+
+/// `batch [--read]`: the writes on stdin, one a line, on one Writer, after one scoped
+/// read that resolves every link name they use; what a kernel-only apply costs.
+fn batch(args: &[String]) -> Result<Option<Value>, Error> {
+    let always_read = match args {
+        [] => false,
+        [a] if a == "--read" => true,
+        _ => return Err(usage("batch [--read]")),
+    };
+    let mut input = String::new();
+    std::io::stdin()
+        .read_to_string(&mut input)
+        .map_err(|e| Error::invalid(format!("stdin: {e}")))?;
+    let lines: Vec<Vec<String>> = input
+        .lines()
+        .map(|l| l.split_whitespace().map(str::to_string).collect::<Vec<_>>())
+        .filter(|w| !w.is_empty())
+        .collect();
+    // The link names the writes use: the first word after the command, or after `dev`.
+    let mut names: Vec<String> = Vec::new();
+    for words in &lines {
+        match words[0].as_str() {
+            "addr-add" | "addr-del" | "link-set" => names.extend(words.get(1).cloned()),
+            "endpoint-add" => names.extend(
+                words
+                    .iter()
+                    .position(|w| w == "dev")
+                    .and_then(|i| words.get(i + 1).cloned()),
+            ),
+            _ => {}
+        }
+    }
+    let rt = Runtime::global()?;
+    let log = Log::new();
+    let start = Instant::now();
+    let mut index: HashMap<String, u32> = HashMap::new();
+    if always_read || !names.is_empty() {
+        let kernel = rt.block_on(netlink::read_kernel_for(&names, &log))??;
+        index.extend(kernel.links.into_iter().map(|l| (l.name, l.index)));
+    }
+    let read_us = start.elapsed().as_micros();
+    let mut resolve = |name: &str| {
+        index
+            .get(name)
+            .copied()
+            .ok_or_else(|| usage(&format!("no link named {name}")))
+    };
+    let writes = lines
+        .iter()
+        .map(|w| parse_write(&w[0], &w[1..], &mut resolve))
+        .collect::<Result<Vec<_>, Error>>()?;
+    let count = writes.len();
+    let mut writer = Writer::open()?;
+    rt.block_on(async {
+        for write in writes {
+            write.run(&mut writer).await?;
+        }
+        Ok::<(), Error>(())
+    })??;
+    let total_us = start.elapsed().as_micros();
+    eprintln!(
+        "{}",
+        json!({"writes": count, "read_us": read_us, "writes_us": total_us - read_us,
+               "total_us": total_us})
+    );
+    Ok(None)
 }
 
 fn timings_json(timings: &[u128]) -> Value {
@@ -256,6 +509,11 @@ fn state_json(state: &KernelState) -> Value {
             "enabled": enabled,
             "limits": state.limits.map(limits_json),
             "endpoints": state.endpoints.iter().map(endpoint_json).collect::<Vec<_>>(),
+            "sysctls": {
+                "path_manager": state.sysctls.path_manager,
+                "scheduler": state.sysctls.scheduler,
+                "available_schedulers": state.sysctls.available_schedulers,
+            },
         })),
     })
 }
@@ -271,6 +529,7 @@ fn endpoint_json(e: &Endpoint) -> Value {
         (EndpointFlags::BACKUP, "backup"),
         (EndpointFlags::FULLMESH, "fullmesh"),
         (EndpointFlags::IMPLICIT, "implicit"),
+        (EndpointFlags::LAMINAR, "laminar"),
     ]
     .iter()
     .filter(|(bit, _)| e.flags.contains(*bit))

@@ -87,6 +87,12 @@ def dump(kernel_dump_exe, sandbox):
 
 
 @pytest.fixture
+def dumper(kernel_dump_exe):
+    """A Dumper for another sandbox (one from sandbox_factory)."""
+    return lambda sb: Dumper(kernel_dump_exe, sb)
+
+
+@pytest.fixture
 def sandbox_factory():
     """More sandboxes, all stopped at the end."""
     _require_root()

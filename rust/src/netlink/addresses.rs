@@ -165,14 +165,31 @@ impl Address {
 pub(crate) async fn dump(
     handle: &ConnectionHandle<Route>,
 ) -> Result<(Vec<Address>, bool), NlError> {
+    dump_of(handle, 0).await
+}
+
+/// Dumps the IPv4 and IPv6 addresses of the link with this ifindex (every link: 0).
+///
+/// The filter is the request header's `ifa_index`, which the kernel honours on a socket
+/// with `NETLINK_GET_STRICT_CHK` ([`socket::open_strict`]; Linux 4.20 for IPv4, 5.0 for
+/// IPv6) and ignores otherwise, so the answer is filtered here too. A link that does not
+/// exist (any more) gives ENODEV.
+pub(crate) async fn dump_of(
+    handle: &ConnectionHandle<Route>,
+    ifindex: u32,
+) -> Result<(Vec<Address>, bool), NlError> {
     let mut addresses = Vec::new();
     let mut interrupted = false;
     for _ in 0..socket::DUMP_ATTEMPTS {
         addresses.clear();
-        let req = Route::Request(RouteNetlinkMessage::GetAddress(AddressMessage::default()));
+        let mut msg = AddressMessage::default();
+        msg.header.index = ifindex;
+        let req = Route::Request(RouteNetlinkMessage::GetAddress(msg));
         let answer = socket::dump(handle, req, |msg| {
-            if let Route::Address(addr) = msg {
-                addresses.extend(addr);
+            if let Route::Address(Some(addr)) = msg {
+                if ifindex == 0 || addr.ifindex == ifindex {
+                    addresses.push(addr);
+                }
             }
         })
         .await?;

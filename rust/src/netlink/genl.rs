@@ -31,6 +31,7 @@ pub(crate) const CMD_GET_ADDR: u8 = 3;
 pub(crate) const CMD_FLUSH_ADDRS: u8 = 4;
 pub(crate) const CMD_SET_LIMITS: u8 = 5;
 pub(crate) const CMD_GET_LIMITS: u8 = 6;
+pub(crate) const CMD_SET_FLAGS: u8 = 7;
 
 const ATTR_ADDR: u16 = 1;
 const ATTR_RCV_ADD_ADDRS: u16 = 2;

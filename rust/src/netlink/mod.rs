@@ -1,5 +1,6 @@
 //! The kernel over netlink: links, addresses, MPTCP endpoints and limits, and
-//! `net.mptcp.enabled`, of the network namespace of the calling thread.
+//! `net.mptcp.enabled`, of the network namespace of the calling thread; read, and written
+//! for an apply without NetworkManager.
 //!
 //! [`read_kernel`] reads everything with one dump per object kind (never one request per
 //! interface), the three reads joined on their own sockets (the kernel runs one dump at a
@@ -18,6 +19,14 @@
 //! # Ok::<(), mptcpstate::Error>(())
 //! ```
 //!
+//! [`read_kernel_for`] reads the same for a few named links only (lookups by name and
+//! per-link address dumps: a median of 0.3 ms for 8 names among 1000 veths, where
+//! `read_kernel` takes 6.3 ms), for an apply that names few interfaces on a host with many.
+//!
+//! Writes go through a [`Writer`], which keeps one route and one generic netlink socket
+//! for a whole apply, as `ip -batch` does; the free functions ([`add_endpoint`],
+//! [`set_limits`], ...) open a socket per call.
+//!
 //! The futures here must be polled inside the library's [`Runtime`](crate::Runtime) (they register their
 //! sockets with its reactor), on the thread whose network namespace is meant: sockets are
 //! opened when the future first runs.
@@ -34,8 +43,10 @@ mod genl;
 mod links;
 mod mptcp;
 mod route;
+mod scoped;
 mod socket;
 mod sysctl;
+mod writer;
 
 use std::time::Duration;
 
@@ -52,10 +63,12 @@ pub use mptcp::{
     add_endpoint, delete_endpoint, dump_endpoints, flush_endpoints, get_limits, set_limits,
     Endpoint, EndpointFlags, Limits,
 };
+pub use scoped::read_kernel_for;
 pub use sysctl::{
     mptcp_enabled, mptcp_sysctls, set_mptcp_enabled, set_path_manager, set_scheduler, MptcpSysctls,
     MPTCP_ENABLED_PATH,
 };
+pub use writer::{Writer, WRITE_TIMEOUT};
 
 /// How long [`read_kernel`] waits for the kernel's answers. Netlink answers in
 /// microseconds; this only bounds a socket that never completes.
@@ -99,12 +112,7 @@ impl KernelState {
 /// Reads links, addresses, MPTCP endpoints, limits and `net.mptcp.enabled` of the calling
 /// thread's network namespace: one dump per kind, concurrently.
 pub async fn read_kernel(log: &Log) -> Result<KernelState> {
-    // A procfs read that never sleeps (see sysctl.rs); it decides whether MPTCP is asked.
-    let enabled = sysctl::mptcp_enabled()?;
-    let sysctls = match enabled {
-        Some(_) => sysctl::mptcp_sysctls()?,
-        None => MptcpSysctls::default(),
-    };
+    let (enabled, sysctls) = read_sysctls()?;
 
     let links = async {
         let (conn, handle) =
@@ -121,31 +129,15 @@ pub async fn read_kernel(log: &Log) -> Result<KernelState> {
             .await
             .map_err(|e| e.context(READ_ADDRESSES))
     };
-    let mptcp = async {
-        match enabled {
-            None => Ok((Vec::new(), None)),
-            Some(_) => mptcp::read().await.map(|(eps, limits)| (eps, Some(limits))),
-        }
-    };
     let ((mut links, links_intr), (mut addresses, addrs_intr), (endpoints, limits)) =
-        tokio::time::timeout(READ_TIMEOUT, try_join3(links, addresses, mptcp))
-            .await
-            .map_err(|_| {
-                Error::new(
-                    ErrorKind::Timeout,
-                    format!(
-                        "the kernel did not answer the netlink dumps within {} s",
-                        READ_TIMEOUT.as_secs()
-                    ),
-                )
-            })??;
+        tokio::time::timeout(
+            READ_TIMEOUT,
+            try_join3(links, addresses, read_mptcp(enabled)),
+        )
+        .await
+        .map_err(|_| timed_out())??;
     if links_intr || addrs_intr {
-        log_at!(
-            log,
-            Level::Warn,
-            "the kernel's links or addresses kept changing while they were read; \
-             the result may miss some of them"
-        );
+        warn_interrupted(log);
     }
 
     links.sort_unstable_by_key(|l| l.index);
@@ -153,23 +145,69 @@ pub async fn read_kernel(log: &Log) -> Result<KernelState> {
     // A link that vanished between the two dumps takes its addresses with it; one that
     // appeared after the link dump waits for the next read.
     addresses.retain(|a| links.binary_search_by_key(&a.ifindex, |l| l.index).is_ok());
+    Ok(finish(
+        log,
+        KernelState {
+            links,
+            addresses,
+            mptcp_enabled: enabled,
+            limits,
+            endpoints,
+            sysctls,
+        },
+    ))
+}
+
+/// `net.mptcp.enabled` and the other MPTCP sysctls: procfs reads that never sleep (see
+/// sysctl.rs); `enabled` decides whether the path manager is asked.
+fn read_sysctls() -> Result<(Option<bool>, MptcpSysctls)> {
+    let enabled = sysctl::mptcp_enabled()?;
+    let sysctls = match enabled {
+        Some(_) => sysctl::mptcp_sysctls()?,
+        None => MptcpSysctls::default(),
+    };
+    Ok((enabled, sysctls))
+}
+
+/// Every endpoint and the limits, unless the kernel has no MPTCP.
+async fn read_mptcp(enabled: Option<bool>) -> Result<(Vec<Endpoint>, Option<Limits>)> {
+    match enabled {
+        None => Ok((Vec::new(), None)),
+        Some(_) => mptcp::read().await.map(|(eps, limits)| (eps, Some(limits))),
+    }
+}
+
+fn timed_out() -> Error {
+    Error::new(
+        ErrorKind::Timeout,
+        format!(
+            "the kernel did not answer the netlink dumps within {} s",
+            READ_TIMEOUT.as_secs()
+        ),
+    )
+}
+
+fn warn_interrupted(log: &Log) {
+    log_at!(
+        log,
+        Level::Warn,
+        "the kernel's links or addresses kept changing while they were read; \
+         the result may miss some of them"
+    );
+}
+
+/// Logs what was read.
+fn finish(log: &Log, state: KernelState) -> KernelState {
     log_at!(
         log,
         Level::Debug,
         "kernel: {} links, {} addresses, {}",
-        links.len(),
-        addresses.len(),
-        match enabled {
-            Some(_) => format!("{} MPTCP endpoints", endpoints.len()),
+        state.links.len(),
+        state.addresses.len(),
+        match state.mptcp_enabled {
+            Some(_) => format!("{} MPTCP endpoints", state.endpoints.len()),
             None => "no MPTCP".to_string(),
         }
     );
-    Ok(KernelState {
-        links,
-        addresses,
-        mptcp_enabled: enabled,
-        limits,
-        endpoints,
-        sysctls,
-    })
+    state
 }

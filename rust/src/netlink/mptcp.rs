@@ -113,12 +113,15 @@ pub struct Limits {
     pub add_addr_accepted: u32,
 }
 
-/// Opens a generic netlink socket and resolves the path manager, for `what`.
-fn open(what: &str) -> Result<(netlink_proto::Connection<Genl>, ConnectionHandle<Genl>)> {
+/// Opens a generic netlink socket, for `what`; the family is resolved by [`resolve`].
+pub(crate) fn open(
+    what: &str,
+) -> Result<(netlink_proto::Connection<Genl>, ConnectionHandle<Genl>)> {
     socket::open(NETLINK_GENERIC).map_err(|e| e.context(what))
 }
 
-async fn resolve(handle: &ConnectionHandle<Genl>) -> Result<u16> {
+/// The `mptcp_pm` family id (cached for the process after the first call).
+pub(crate) async fn resolve(handle: &ConnectionHandle<Genl>) -> Result<u16> {
     genl::family_id(handle).await.map_err(|e| match e {
         ResolveError::NoFamily => Error::new(
             ErrorKind::NotSupported,
@@ -206,14 +209,117 @@ pub async fn get_limits() -> Result<Limits> {
     .await
 }
 
-/// Sends one acknowledged path manager command.
-async fn command(msg: PmMessage, what: String) -> Result<()> {
-    let (conn, handle) = open(&what)?;
+/// One path manager write: the message and what it does, for errors.
+pub(crate) struct Command {
+    pub msg: PmMessage,
+    pub what: String,
+}
+
+impl Command {
+    /// `ip mptcp endpoint add`.
+    pub(crate) fn add(endpoint: &Endpoint) -> Self {
+        Command {
+            msg: PmMessage {
+                addr: Some(endpoint.to_pm()),
+                ..PmMessage::new(genl::CMD_ADD_ADDR)
+            },
+            what: format!("adding MPTCP endpoint {endpoint}"),
+        }
+    }
+
+    /// `ip mptcp endpoint delete id ID`.
+    pub(crate) fn delete(id: u8) -> Self {
+        Command {
+            msg: PmMessage {
+                addr: Some(PmAddr {
+                    id: Some(id),
+                    ..Default::default()
+                }),
+                ..PmMessage::new(genl::CMD_DEL_ADDR)
+            },
+            what: format!("deleting MPTCP endpoint id {id}"),
+        }
+    }
+
+    /// `ip mptcp endpoint flush`.
+    pub(crate) fn flush() -> Self {
+        Command {
+            msg: PmMessage::new(genl::CMD_FLUSH_ADDRS),
+            what: "flushing MPTCP endpoints".to_string(),
+        }
+    }
+
+    /// `ip mptcp limits set`.
+    pub(crate) fn set_limits(limits: Limits) -> Self {
+        Command {
+            msg: PmMessage {
+                subflows: Some(limits.subflows),
+                rcv_add_addrs: Some(limits.add_addr_accepted),
+                ..PmMessage::new(genl::CMD_SET_LIMITS)
+            },
+            what: format!(
+                "setting MPTCP limits (subflows {}, add_addr_accepted {})",
+                limits.subflows, limits.add_addr_accepted
+            ),
+        }
+    }
+
+    /// `ip mptcp endpoint change id ID [no]backup [no]fullmesh` (`MPTCP_PM_CMD_SET_FLAGS`).
+    ///
+    /// What the kernel does with it (net/mptcp/pm_kernel.c, `mptcp_pm_nl_set_flags`,
+    /// 6.18; checked against it in tests/kernel):
+    /// - It finds the endpoint by address when the request carries one (and then ignores
+    ///   the id: `change id 2 192.0.2.3 backup` changes the endpoint of 192.0.2.3,
+    ///   whatever its id), else by id (id 0: EOPNOTSUPP "missing address ID"). So the
+    ///   request carries the id alone when there is one, and the address (and port)
+    ///   only when the id is 0. No such endpoint: EINVAL "address not found".
+    /// - Only the backup and fullmesh bits change; every other bit of `flags` (signal,
+    ///   subflow, laminar, implicit) is silently ignored, not refused, and so are the
+    ///   port and the interface. Changing those takes a delete and an add.
+    /// - fullmesh on a signal (or implicit) endpoint is refused: EINVAL "invalid addr
+    ///   flags".
+    /// - The id stays; established connections are told (MP_PRIO for backup, subflows
+    ///   recreated for fullmesh).
+    pub(crate) fn set_flags(endpoint: &Endpoint) -> Self {
+        let by_id = endpoint.id != 0;
+        let addr = PmAddr {
+            id: by_id.then_some(endpoint.id),
+            addr: (!by_id).then_some(endpoint.address),
+            port: endpoint.port.filter(|_| !by_id),
+            flags: Some(endpoint.flags.0),
+            ifindex: None,
+        };
+        Command {
+            msg: PmMessage {
+                addr: Some(addr),
+                ..PmMessage::new(genl::CMD_SET_FLAGS)
+            },
+            what: if by_id {
+                format!("setting the flags of MPTCP endpoint id {}", endpoint.id)
+            } else {
+                format!("setting the flags of MPTCP endpoint {endpoint}")
+            },
+        }
+    }
+}
+
+/// Sends one acknowledged path manager command on `handle`, for the resolved `family`.
+pub(crate) async fn command_on(
+    handle: &ConnectionHandle<Genl>,
+    family: u16,
+    cmd: Command,
+) -> Result<()> {
+    socket::ack(handle, genl::pm_request(family, cmd.msg), 0, |_| {})
+        .await
+        .map_err(|e| e.context(&cmd.what))
+}
+
+/// Sends one acknowledged path manager command on a socket of its own.
+async fn command(cmd: Command) -> Result<()> {
+    let (conn, handle) = open(&cmd.what)?;
     socket::drive(conn, async {
         let family = resolve(&handle).await?;
-        socket::ack(&handle, genl::pm_request(family, msg), 0, |_| {})
-            .await
-            .map_err(|e| e.context(&what))
+        command_on(&handle, family, cmd).await
     })
     .await
 }
@@ -222,49 +328,22 @@ async fn command(msg: PmMessage, what: String) -> Result<()> {
 /// The kernel refuses a 9th endpoint and a duplicate address with ERANGE/EEXIST
 /// ([`ErrorKind::Kernel`], with the kernel's own words).
 pub async fn add_endpoint(endpoint: &Endpoint) -> Result<()> {
-    let msg = PmMessage {
-        addr: Some(endpoint.to_pm()),
-        ..PmMessage::new(genl::CMD_ADD_ADDR)
-    };
-    command(msg, format!("adding MPTCP endpoint {endpoint}")).await
+    command(Command::add(endpoint)).await
 }
 
 /// Deletes the endpoint with this id (`ip mptcp endpoint delete id ID`).
 pub async fn delete_endpoint(id: u8) -> Result<()> {
-    let msg = PmMessage {
-        addr: Some(PmAddr {
-            id: Some(id),
-            ..Default::default()
-        }),
-        ..PmMessage::new(genl::CMD_DEL_ADDR)
-    };
-    command(msg, format!("deleting MPTCP endpoint id {id}")).await
+    command(Command::delete(id)).await
 }
 
 /// Deletes every endpoint (`ip mptcp endpoint flush`).
 pub async fn flush_endpoints() -> Result<()> {
-    command(
-        PmMessage::new(genl::CMD_FLUSH_ADDRS),
-        "flushing MPTCP endpoints".to_string(),
-    )
-    .await
+    command(Command::flush()).await
 }
 
 /// Sets both limits (`ip mptcp limits set`). The kernel refuses values above 8.
 pub async fn set_limits(limits: Limits) -> Result<()> {
-    let msg = PmMessage {
-        subflows: Some(limits.subflows),
-        rcv_add_addrs: Some(limits.add_addr_accepted),
-        ..PmMessage::new(genl::CMD_SET_LIMITS)
-    };
-    command(
-        msg,
-        format!(
-            "setting MPTCP limits (subflows {}, add_addr_accepted {})",
-            limits.subflows, limits.add_addr_accepted
-        ),
-    )
-    .await
+    command(Command::set_limits(limits)).await
 }
 
 #[cfg(test)]
@@ -306,5 +385,37 @@ mod tests {
         let pm = ep.to_pm();
         assert_eq!((pm.id, pm.port, pm.ifindex), (None, Some(443), Some(3)));
         assert_eq!(ep.to_string(), "2001:db8::1 port 443");
+    }
+
+    #[test]
+    fn set_flags_selects_by_id_else_by_address() {
+        let mut ep = Endpoint {
+            id: 2,
+            address: "192.0.2.2".parse().unwrap(),
+            port: Some(4000),
+            flags: EndpointFlags(EndpointFlags::SUBFLOW | EndpointFlags::BACKUP),
+            ifindex: Some(3),
+        };
+        let cmd = Command::set_flags(&ep);
+        assert_eq!(cmd.msg.cmd, genl::CMD_SET_FLAGS);
+        let pm = cmd.msg.addr.unwrap();
+        // The kernel would look up by address and ignore the id: the id goes alone.
+        assert_eq!(
+            (pm.id, pm.addr, pm.port, pm.ifindex),
+            (Some(2), None, None, None)
+        );
+        assert_eq!(pm.flags, Some(0b110));
+        assert_eq!(cmd.what, "setting the flags of MPTCP endpoint id 2");
+        ep.id = 0;
+        let cmd = Command::set_flags(&ep);
+        let pm = cmd.msg.addr.unwrap();
+        assert_eq!(
+            (pm.id, pm.addr, pm.port),
+            (None, Some(ep.address), Some(4000))
+        );
+        assert_eq!(
+            cmd.what,
+            "setting the flags of MPTCP endpoint 192.0.2.2 port 4000"
+        );
     }
 }

@@ -1,10 +1,12 @@
-//! One netlink socket per job, driven on the polling thread, and the request/answer loop
-//! shared by route and generic netlink.
+//! Netlink sockets driven on the polling thread, and the request/answer loop shared by
+//! route and generic netlink.
 //!
-//! Sockets are opened when the future is first polled, so they belong to the network
-//! namespace of the thread that polls it ([`super::Runtime::block_on`] polls on the
-//! caller's thread). The connection future is not spawned: it is polled together with the
-//! work that uses it ([`drive`]), so nothing outlives the call and no task hops threads.
+//! Sockets are opened when the future is first polled (or by [`super::Writer::open`]), so
+//! they belong to the network namespace of the thread that opens them
+//! ([`super::Runtime::block_on`] polls on the caller's thread). The connection future is
+//! not spawned: it is polled together with the work that uses it ([`drive`], or
+//! [`drive_mut`] for a connection that serves several requests in turn), so nothing
+//! outlives the call and no task hops threads.
 
 use std::fmt::Debug;
 use std::future::Future;
@@ -44,13 +46,48 @@ where
     Ok((conn, handle))
 }
 
+/// Opens a route socket with `NETLINK_GET_STRICT_CHK`: the kernel then honours the
+/// filters of a dump request's header (an `RTM_GETADDR` dump of one `ifa_index`) and
+/// refuses malformed requests instead of ignoring what it does not understand.
+/// Best effort, like the acks: a kernel older than 4.20 dumps everything, which the
+/// callers filter again.
+pub(crate) fn open_strict<T>(
+    protocol: isize,
+) -> Result<(Connection<T>, ConnectionHandle<T>), NlError>
+where
+    T: Debug + NetlinkSerializable + NetlinkDeserializable + Unpin,
+{
+    let (mut conn, handle) = open(protocol)?;
+    let _ = conn
+        .socket_mut()
+        .socket_mut()
+        .set_netlink_get_strict_chk(true);
+    Ok((conn, handle))
+}
+
 /// Runs `work` while polling `conn`, on the current thread; returns when `work` is done.
-pub(crate) async fn drive<T, F>(conn: Connection<T>, work: F) -> F::Output
+pub(crate) async fn drive<T, F>(mut conn: Connection<T>, work: F) -> F::Output
+where
+    T: Debug + NetlinkSerializable + NetlinkDeserializable + Unpin,
+    F: Future,
+{
+    drive_mut(&mut conn, work).await
+}
+
+/// [`drive`] on a borrowed connection, which stays usable for the next request: the
+/// connection only makes progress while some `drive_mut` polls it, and a request whose
+/// answer was read to its end leaves nothing behind in it.
+///
+/// If `work` is dropped before it is done, its request may still be queued in the
+/// connection and go out at the next `drive_mut`: a caller that lets that happen must
+/// stop using the connection ([`super::Writer`] does).
+pub(crate) async fn drive_mut<T, F>(conn: &mut Connection<T>, work: F) -> F::Output
 where
     T: Debug + NetlinkSerializable + NetlinkDeserializable + Unpin,
     F: Future,
 {
     let work = pin!(work);
+    // `Connection` is `Unpin`, so `&mut Connection` is a future of its own.
     match select(work, conn).await {
         Either::Left((out, _conn)) => out,
         // The socket failed: pending answers end without their final message, which
@@ -91,6 +128,67 @@ where
     request(handle, payload, NLM_F_REQUEST | NLM_F_ACK | flags, each)
         .await
         .map(|_| ())
+}
+
+/// Sends `payloads` as one datagram of plain requests (`NLM_F_REQUEST`, no ack, no dump):
+/// the kernel runs them one after the other inside one `sendmsg` and answers each with one
+/// message, its reply or its error, in order; `each(i, answer)` gets the answer to the
+/// `i`-th. A batch saves a round trip per request over [`ack`]; keep it small enough that
+/// its replies fit the socket's receive buffer (the kernel drops what does not fit).
+pub(crate) async fn batch<T>(
+    handle: &ConnectionHandle<T>,
+    payloads: impl IntoIterator<Item = T>,
+    mut each: impl FnMut(usize, Result<T, NlError>),
+) -> Result<(), NlError>
+where
+    T: Debug,
+{
+    let msgs: Vec<_> = payloads
+        .into_iter()
+        .map(|payload| {
+            let mut msg = NetlinkMessage::new(
+                NetlinkHeader::default(),
+                NetlinkPayload::InnerMessage(payload),
+            );
+            msg.header.flags = NLM_F_REQUEST;
+            msg
+        })
+        .collect();
+    let expected = msgs.len();
+    if expected == 0 {
+        return Ok(());
+    }
+    let answer = handle
+        .request_batch(msgs, SocketAddr::new(0, 0))
+        .map_err(|e| NlError::Io(std::io::Error::other(e.to_string())))?;
+    let mut answer = pin!(answer);
+    let mut answered = 0;
+    while let Some(msg) = answer.next().await {
+        let outcome = match msg.payload {
+            NetlinkPayload::InnerMessage(inner) => Ok(inner),
+            NetlinkPayload::Error(err) => match err.code {
+                // An ack: not asked for; nothing to hand over.
+                None => continue,
+                Some(code) => Err(NlError::kernel(
+                    code.get().saturating_abs(),
+                    error_ext_ack(msg.header.flags, &err.header),
+                )),
+            },
+            NetlinkPayload::Overrun(_) => {
+                return Err(NlError::Protocol("receive buffer overrun".into()))
+            }
+            _ => continue,
+        };
+        each(answered, outcome);
+        answered += 1;
+    }
+    if answered < expected {
+        return Err(NlError::Io(std::io::Error::new(
+            std::io::ErrorKind::UnexpectedEof,
+            format!("closed after {answered} of {expected} answers"),
+        )));
+    }
+    Ok(())
 }
 
 async fn request<T>(
