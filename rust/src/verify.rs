@@ -331,7 +331,11 @@ fn check_endpoints(
         if want.contains(MptcpFlag::Implicit) {
             // The kernel's own endpoint, described by show: it must still be there.
             if !endpoints.implicit.contains(&a.address) {
-                out.push(mismatch(what, "mptcp-flags [implicit]", describe(endpoints.get(&a.address))));
+                out.push(mismatch(
+                    what,
+                    "mptcp-flags [implicit]",
+                    describe(endpoints.get(&a.address)),
+                ));
             }
             continue;
         }

@@ -222,9 +222,12 @@ pub const LAMINAR_KERNEL: (u32, u32) = (6, 18);
 /// so asking the kernel tells nothing; its version does.)
 pub fn check_laminar(state: &NetworkState) -> Result<()> {
     let asks = |f: Option<MptcpFlags>| f.is_some_and(|f| f.contains(MptcpFlag::Laminar));
-    let Some(iface) = state.interfaces.iter().filter(|i| !i.is_going_away()).find(|i| {
-        asks(i.address_flags()) || i.addresses().any(|a| asks(a.mptcp_flags))
-    }) else {
+    let Some(iface) = state
+        .interfaces
+        .iter()
+        .filter(|i| !i.is_going_away())
+        .find(|i| asks(i.address_flags()) || i.addresses().any(|a| asks(a.mptcp_flags)))
+    else {
         return Ok(());
     };
     let release = kernel_release();

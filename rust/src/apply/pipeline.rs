@@ -301,6 +301,13 @@ async fn fail<B: Backend>(
 ) -> Error {
     report.step("rolling back", 0, 0);
     log_at!(log, Level::Warn, "apply failed, rolling back: {}", e.msg());
+    // A write cut short (an interruption, a timeout) leaves the writer unusable: the
+    // rollback gets sockets of its own.
+    let mut fresh = Writer::open();
+    let writer = match fresh.as_mut() {
+        Ok(w) => w,
+        Err(_) => writer,
+    };
     match roll_back_all(backend, undo, host_undo, writer, log).await {
         Ok(()) => Error::new(e.kind(), format!("{}; rolled back", e.msg())),
         Err(r) => Error::new(

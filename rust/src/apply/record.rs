@@ -197,17 +197,38 @@ pub fn pending() -> Result<Vec<(PathBuf, Record)>> {
     let mut out = Vec::new();
     for entry in entries.flatten() {
         let name = entry.file_name();
-        let name = name.to_string_lossy();
-        if !(name.starts_with("checkpoint-") && name.ends_with(".json")) {
+        let name = name.to_string_lossy().into_owned();
+        if !name.starts_with("checkpoint-") {
             continue;
         }
+        let path = match reclaim_abandoned(&dir, &name) {
+            Some(p) => p,
+            None if name.ends_with(".json") => entry.path(),
+            None => continue,
+        };
         // A record claimed meanwhile is simply not pending any more.
-        if let Ok(r) = read(&entry.path()) {
-            out.push((entry.path(), r));
+        if let Ok(r) = read(&path) {
+            out.push((path, r));
         }
     }
     out.sort_by_key(|(_, r)| r.created_ms);
     Ok(out)
+}
+
+/// A record claimed by a process that died before it was done (`<name>.claimed-<pid>`
+/// with no such process): put back under its name, pending again. Returns that path.
+fn reclaim_abandoned(dir: &Path, name: &str) -> Option<PathBuf> {
+    let (original, pid) = name.rsplit_once(".claimed-")?;
+    let pid: i32 = pid.parse().ok()?;
+    // SAFETY: signal 0 only asks whether the process exists.
+    let alive = unsafe { libc::kill(pid, 0) } == 0
+        || io::Error::last_os_error().raw_os_error() == Some(libc::EPERM);
+    if alive {
+        return None;
+    }
+    let back = dir.join(original);
+    fs::rename(dir.join(name), &back).ok()?;
+    Some(back)
 }
 
 /// The pending record that goes with NetworkManager's checkpoint `path`.

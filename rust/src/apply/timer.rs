@@ -7,8 +7,9 @@
 //! Why a fork and not a thread: a thread dies with its process. Why a fork and not an
 //! exec of a helper program: the library is linked into C programs and Python, and no
 //! helper binary can be assumed to be installed beside it. The child is made by a double
-//! fork (it is nobody's child and has no terminal), closes every descriptor it inherited
-//! (a caller's pipes see their end of file as usual), keeps the network namespace of the
+//! fork (it is nobody's child and has no terminal), closes the descriptors it inherited
+//! but AF_UNIX sockets (a caller's pipes see their end of file as usual; the async
+//! runtime's per-process signal socket pair stays usable), keeps the network namespace of the
 //! calling thread (fork copies the calling thread, with its namespace), and runs on a
 //! runtime of its own; it uses no lock another thread of the parent could have held at
 //! the fork, and leaves with `_exit`.
@@ -79,7 +80,6 @@ pub fn spawn(path: &Path, deadline_ms: u64) -> Result<()> {
             libc::dup2(null, 1);
             libc::dup2(null, 2);
         }
-        libc::close_range(3, u32::MAX, 0);
         // Default dispositions and no blocked signal: the caller's handlers (a CLI's
         // Ctrl-C flag) mean nothing here.
         let mut empty: libc::sigset_t = std::mem::zeroed();
@@ -91,9 +91,62 @@ pub fn spawn(path: &Path, deadline_ms: u64) -> Result<()> {
         libc::signal(libc::SIGHUP, libc::SIG_IGN);
         libc::chdir(c"/".as_ptr());
     }
-    let code = run(&dir, &dir_c, &path, deadline_ms);
+    close_inherited();
+    // Nothing may unwind out of here: above this frame is the caller's stack, copied by
+    // the fork, which the timer must never return into.
+    let code = std::panic::catch_unwind(|| run(&dir, &dir_c, &path, deadline_ms)).unwrap_or_else(
+        |panic| {
+            let what = panic
+                .downcast_ref::<String>()
+                .cloned()
+                .or_else(|| panic.downcast_ref::<&str>().map(|s| s.to_string()))
+                .unwrap_or_default();
+            write_log(
+                &dir,
+                &format!("{}: the timer panicked: {what}", path.display()),
+                &Log::new(),
+            );
+            2
+        },
+    );
     // SAFETY: leave without the parent's destructors and atexit handlers.
     unsafe { libc::_exit(code) }
+}
+
+/// Closes what the timer inherited (the caller's pipes, files, the namespace's lock, its
+/// sockets) but AF_UNIX sockets: the async runtime keeps a socket pair per process for
+/// its signal handling, made once in the parent and needed by the timer's own runtime.
+fn close_inherited() {
+    let fds: Vec<i32> = match std::fs::read_dir("/proc/self/fd") {
+        Ok(dir) => dir
+            .flatten()
+            .filter_map(|e| e.file_name().to_str()?.parse().ok())
+            .collect(),
+        Err(_) => return,
+    };
+    for fd in fds.into_iter().filter(|fd| *fd > 2) {
+        if !is_unix_socket(fd) {
+            // SAFETY: closing a descriptor of this process (one that is gone already
+            // gives EBADF, which is fine).
+            unsafe { libc::close(fd) };
+        }
+    }
+}
+
+fn is_unix_socket(fd: i32) -> bool {
+    let mut domain: libc::c_int = 0;
+    let mut len = std::mem::size_of::<libc::c_int>() as libc::socklen_t;
+    // SAFETY: getsockopt into a local int; fails with ENOTSOCK for other descriptors.
+    let rc = unsafe {
+        libc::getsockopt(
+            fd,
+            libc::SOL_SOCKET,
+            libc::SO_DOMAIN,
+            (&mut domain as *mut libc::c_int).cast(),
+            &mut len,
+        )
+    };
+    rc == 0 && domain == libc::AF_UNIX
 }
 
 /// The timer's life: wait, then roll back. Returns the exit status.
@@ -105,12 +158,22 @@ fn run(dir: &Path, dir_c: &CString, path: &Path, deadline_ms: u64) -> i32 {
         return 0;
     };
     let log = Log::new();
-    let outcome = tokio::runtime::Builder::new_current_thread()
-        .enable_io()
-        .enable_time()
-        .build()
-        .map_err(|e| Error::bug(format!("a runtime for the rollback timer: {e}")))
-        .and_then(|rt| rt.block_on(super::pipeline::roll_back_record(&claimed, &log)));
+    // On a thread of its own: this one is still inside the caller's `block_on` (the fork
+    // copied its thread-local runtime context), where no runtime may block. A new thread
+    // starts in this thread's network namespace.
+    let outcome = std::thread::scope(|scope| {
+        scope
+            .spawn(|| {
+                tokio::runtime::Builder::new_current_thread()
+                    .enable_io()
+                    .enable_time()
+                    .build()
+                    .map_err(|e| Error::bug(format!("a runtime for the rollback timer: {e}")))
+                    .and_then(|rt| rt.block_on(super::pipeline::roll_back_record(&claimed, &log)))
+            })
+            .join()
+            .unwrap_or_else(|_| Err(Error::bug("the rollback timer's thread panicked")))
+    });
     let name = claimed.path.display().to_string();
     let line = match &outcome {
         Ok(()) => format!("{name}: rolled back at its deadline"),
