@@ -116,12 +116,14 @@ const char *mptcpstate_version(void);
 /**
  * Applies a state (JSON or YAML, detected) to the calling thread's network namespace,
  * transactionally: the input is parsed and validated before anything is touched; only
- * the interfaces whose desired state does not hold already are changed, under a
- * NetworkManager checkpoint over their devices; the result is verified against the
- * kernel; then the checkpoint is committed, or on any failure rolled back and the first
- * error returned.
+ * the interfaces and host knobs whose desired state does not hold already are changed
+ * (through NetworkManager under a checkpoint over their devices, or with
+ * `MPTCPSTATE_FLAG_KERNEL_ONLY` over netlink, after recording the kernel state they
+ * had); the result is verified against the kernel; then the change is committed, or on
+ * any failure rolled back and the first error returned.
  *
- * - `flags`: any of `MPTCPSTATE_FLAG_KERNEL_ONLY` (netlink instead of NetworkManager),
+ * - `flags`: any of `MPTCPSTATE_FLAG_KERNEL_ONLY` (netlink instead of NetworkManager:
+ *   addresses, links, endpoints with per-address flags and ports; runtime state only),
  *   `MPTCPSTATE_FLAG_NO_VERIFY` (do not verify against the kernel),
  *   `MPTCPSTATE_FLAG_NO_COMMIT` (keep the checkpoint and return its path),
  *   `MPTCPSTATE_FLAG_MEMORY_ONLY` (profiles in NetworkManager's memory only, not on
@@ -129,14 +131,17 @@ const char *mptcpstate_version(void);
  *   `MPTCPSTATE_RESULT_INVALID_ARGUMENT`.
  * - `state`: the desired state, NUL-terminated UTF-8; borrowed, not freed. NULL or
  *   non-UTF-8 returns `MPTCPSTATE_RESULT_INVALID_ARGUMENT`.
- * - `rollback_timeout`: seconds after which NetworkManager rolls the checkpoint back by
- *   itself unless it is committed (60 is the usual value); 0 for never, which is refused
+ * - `rollback_timeout`: with `MPTCPSTATE_FLAG_NO_COMMIT`, seconds after which the change
+ *   is rolled back by itself unless it is committed (60 is the usual value), even if the
+ *   calling process is gone; 0 for never, which is refused
  *   (`MPTCPSTATE_RESULT_INVALID_ARGUMENT`) together with `MPTCPSTATE_FLAG_NO_COMMIT`.
- * - `checkpoint`: with `MPTCPSTATE_FLAG_NO_COMMIT`, receives the checkpoint's path on
- *   success, for `mptcpstate_checkpoint_commit` or `mptcpstate_checkpoint_rollback`;
- *   NULL otherwise, and when nothing had to change (then there is no checkpoint). May be
- *   NULL: the library remembers the checkpoint all the same, and commit or rollback with
- *   a NULL checkpoint take it.
+ * - `checkpoint`: with `MPTCPSTATE_FLAG_NO_COMMIT`, receives the checkpoint on success,
+ *   for `mptcpstate_checkpoint_commit` or `mptcpstate_checkpoint_rollback` (from this
+ *   process or any other in the same network namespace): NetworkManager's checkpoint
+ *   path (`/org/freedesktop/NetworkManager/Checkpoint/N`), or the path of the library's
+ *   undo record (`/run/mptcpstate/...`: kernel-only mode, or host knobs only); NULL
+ *   otherwise, and when nothing had to change. May be NULL: the library remembers the
+ *   checkpoint all the same, and commit or rollback with a NULL checkpoint take it.
  * - `log`: receives the log records of this call, a JSON array of
  *   `{"time","level","target","message"}`, on success and on error. May be NULL.
  * - `err_kind`, `err_msg`: on error, receive the kind's name (`"InvalidArgument"`...)
@@ -168,10 +173,13 @@ enum mptcpstate_result mptcpstate_apply(uint32_t flags,
 
 /**
  * Commits a checkpoint that `mptcpstate_apply` left with `MPTCPSTATE_FLAG_NO_COMMIT`:
- * the applied state stays, and NetworkManager no longer rolls it back.
+ * the applied state stays, and nothing rolls it back any more.
  *
- * - `checkpoint`: the path `mptcpstate_apply` returned, NUL-terminated UTF-8; borrowed,
- *   not freed. NULL for the last checkpoint this library left open. Non-UTF-8 returns
+ * - `checkpoint`: the checkpoint `mptcpstate_apply` returned, NUL-terminated UTF-8;
+ *   borrowed, not freed. NULL for the last one this process left open, else the newest
+ *   pending in this network namespace, else NetworkManager's newest; with none pending,
+ *   nothing changes and `MPTCPSTATE_RESULT_OK` is returned (the log says so). Anything
+ *   that is not a checkpoint path, or non-UTF-8, returns
  *   `MPTCPSTATE_RESULT_INVALID_ARGUMENT`.
  * - `log`: receives the log records of this call, a JSON array of
  *   `{"time","level","target","message"}`, on success and on error. May be NULL.
@@ -194,11 +202,11 @@ enum mptcpstate_result mptcpstate_checkpoint_commit(const char *checkpoint,
 
 /**
  * Rolls back a checkpoint that `mptcpstate_apply` left with `MPTCPSTATE_FLAG_NO_COMMIT`:
- * the devices it covers return to the state they had before that apply.
+ * everything that apply changed returns to what it was (NetworkManager's devices and
+ * profiles, the kernel-only changes, the host knobs).
  *
- * - `checkpoint`: the path `mptcpstate_apply` returned, NUL-terminated UTF-8; borrowed,
- *   not freed. NULL for the last checkpoint this library left open. Non-UTF-8 returns
- *   `MPTCPSTATE_RESULT_INVALID_ARGUMENT`.
+ * - `checkpoint`: as for `mptcpstate_checkpoint_commit`; with none pending, nothing
+ *   changes and `MPTCPSTATE_RESULT_OK` is returned (the log says so).
  * - `log`: receives the log records of this call, a JSON array of
  *   `{"time","level","target","message"}`, on success and on error. May be NULL.
  * - `err_kind`, `err_msg`: on error, receive the kind's name (`"InvalidArgument"`...)

@@ -66,9 +66,9 @@ enum Command {
         #[arg(long)]
         kernel: bool,
     },
-    /// Apply states through NetworkManager, transactionally: only the interfaces that
-    /// differ change, under a checkpoint; the result is verified against the kernel, then
-    /// committed, or rolled back on any failure.
+    /// Apply states transactionally, through NetworkManager or (--kernel) over netlink:
+    /// only the interfaces and host knobs that differ change; the result is verified
+    /// against the kernel, then committed, or rolled back on any failure.
     Apply {
         /// State files (JSON or YAML), applied in turn, stopping at the first error; - for
         /// standard input.
@@ -81,29 +81,34 @@ enum Command {
         /// when nothing had to change), for `commit` or `rollback`.
         #[arg(long)]
         no_commit: bool,
-        /// Seconds after which NetworkManager rolls the checkpoint back by itself unless
-        /// it is committed; 0 for never (refused with --no-commit).
+        /// With --no-commit: seconds after which the change is rolled back by itself
+        /// unless it is committed (also when this command is long gone); 0 for never
+        /// (refused with --no-commit).
         #[arg(long, value_name = "SEC", default_value_t = mptcpstate::apply::DEFAULT_ROLLBACK_TIMEOUT)]
         timeout: u32,
         /// Keep the profiles in NetworkManager's memory only, not on disk.
         #[arg(long)]
         memory_only: bool,
-        /// Work over netlink only, without NetworkManager.
+        /// Kernel-only mode: addresses, links and MPTCP endpoints over netlink, without
+        /// NetworkManager (per-address flags and ports honoured; runtime state only).
         #[arg(long)]
         kernel: bool,
         /// How long verification waits for the kernel to reach the state, in seconds.
         #[arg(long, value_name = "SEC", default_value = "5", value_parser = seconds)]
         verify_timeout: Duration,
     },
-    /// Commit the checkpoint an `apply --no-commit` left: the applied state stays.
+    /// Commit what an `apply --no-commit` left pending: the applied state stays. With
+    /// nothing pending, says so and exits 0.
     Commit {
-        /// The path `apply --no-commit` printed; by default NetworkManager's newest.
+        /// The checkpoint `apply --no-commit` printed; by default the newest pending in
+        /// this network namespace, else NetworkManager's newest.
         checkpoint: Option<String>,
     },
-    /// Roll back the checkpoint an `apply --no-commit` left: its devices return to the
-    /// state they had before.
+    /// Roll back what an `apply --no-commit` left pending: everything it changed returns
+    /// to what it was. With nothing pending, says so and exits 0.
     Rollback {
-        /// The path `apply --no-commit` printed; by default NetworkManager's newest.
+        /// The checkpoint `apply --no-commit` printed; by default the newest pending in
+        /// this network namespace, else NetworkManager's newest.
         checkpoint: Option<String>,
     },
     /// Print the library version.
