@@ -10,7 +10,7 @@
 //! - `flags`: the `MPTCPSTATE_FLAG_*` bits and their check.
 //! - `strings`: input strings, output strings, `mptcpstate_cstring_free`.
 //! - `offline`: `mptcpstate_format`, `mptcpstate_generate_configurations`.
-//! - `query`: `mptcpstate_show`.
+//! - `query`: `mptcpstate_show`, `mptcpstate_check`.
 //! - `apply`: `mptcpstate_apply`, `mptcpstate_checkpoint_commit`,
 //!   `mptcpstate_checkpoint_rollback`.
 //!
@@ -42,7 +42,7 @@ pub use flags::{
     MPTCPSTATE_FLAG_NO_VERIFY, MPTCPSTATE_FLAG_YAML_OUTPUT,
 };
 pub use offline::{mptcpstate_format, mptcpstate_generate_configurations};
-pub use query::mptcpstate_show;
+pub use query::{mptcpstate_check, mptcpstate_show};
 pub use result::mptcpstate_result;
 pub use strings::mptcpstate_cstring_free;
 

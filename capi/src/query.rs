@@ -55,3 +55,57 @@ pub unsafe extern "C" fn mptcpstate_show(
         })
     }
 }
+
+/// Diagnoses why MPTCP would stay on one path in the calling thread's network namespace:
+/// reads the kernel (endpoints, limits, sysctls, counters, MPTCP sockets) and, unless
+/// `MPTCPSTATE_FLAG_KERNEL_ONLY`, what NetworkManager applied, and returns the findings.
+///
+/// - `flags`: `MPTCPSTATE_FLAG_KERNEL_ONLY`, `MPTCPSTATE_FLAG_YAML_OUTPUT` (YAML instead
+///   of JSON); the other defined flags are ignored; undefined bits return
+///   `MPTCPSTATE_RESULT_INVALID_ARGUMENT`.
+/// - `report`: receives the findings on success: an array of
+///   `{"code","severity","interface"?,"address"?,"message","fix":{"state"?,"command"?}}`,
+///   most severe first (`severity`: `error`, `warning`, `info`); `[]` when nothing keeps
+///   MPTCP from using its paths. Findings are the result, not errors: the call succeeds
+///   whatever it finds. Required: NULL returns `MPTCPSTATE_RESULT_INVALID_ARGUMENT`.
+/// - `log`: receives the log records of this call, a JSON array of
+///   `{"time","level","target","message"}`, on success and on error. May be NULL.
+/// - `err_kind`, `err_msg`: on error, receive the kind's name and a message; NULL on
+///   success. Each may be NULL.
+///
+/// Errors: `MPTCPSTATE_RESULT_PERMISSION_DENIED`, `MPTCPSTATE_RESULT_KERNEL` when the
+/// kernel cannot be read. A NetworkManager that does not answer is not an error: its
+/// findings are left out and the log says so.
+///
+/// Every non-NULL out-parameter is set to NULL on entry. Every string returned is owned
+/// by the caller and must be freed with `mptcpstate_cstring_free`.
+///
+/// # Safety
+/// Each out-parameter is NULL or valid for writing a `char *`.
+#[no_mangle]
+pub unsafe extern "C" fn mptcpstate_check(
+    flags: u32,
+    report: *mut *mut c_char,
+    log: *mut *mut c_char,
+    err_kind: *mut *mut c_char,
+    err_msg: *mut *mut c_char,
+) -> mptcpstate_result {
+    // SAFETY: the out-parameters are as this function's contract says.
+    unsafe {
+        run_call(log, err_kind, err_msg, |log| {
+            let report = OutString::new(report);
+            let flags = Flags::check(flags)?;
+            report.required("report")?;
+            let opts = mptcpstate::CheckOptions {
+                kernel_only: flags.has(MPTCPSTATE_FLAG_KERNEL_ONLY),
+                interfaces: Vec::new(),
+            };
+            let found = mptcpstate::check(&opts, log)?;
+            let text = match flags.output_format() {
+                mptcpstate::OutputFormat::Json => found.findings_json()?,
+                mptcpstate::OutputFormat::Yaml => found.findings_yaml()?,
+            };
+            report.set(text)
+        })
+    }
+}

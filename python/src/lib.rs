@@ -77,6 +77,22 @@ mod _native {
         })
     }
 
+    /// Diagnoses why MPTCP would stay on one path in this process's network namespace:
+    /// the findings as a JSON array (the package's `check()` parses it), most severe
+    /// first; `[]` when nothing keeps MPTCP from using its paths. `kernel_only=True`
+    /// does not ask NetworkManager.
+    #[pyfunction]
+    #[pyo3(signature = (*, kernel_only = false))]
+    fn check(py: Python<'_>, kernel_only: bool) -> PyResult<String> {
+        let opts = mptcpstate::CheckOptions {
+            kernel_only,
+            interfaces: Vec::new(),
+        };
+        run(py, move |log| {
+            mptcpstate::check(&opts, log)?.findings_json()
+        })
+    }
+
     /// Applies `state` to this process's network namespace, transactionally: nothing is
     /// touched unless all of it is valid; only the interfaces that differ are changed,
     /// under a NetworkManager checkpoint; the result is verified against the kernel

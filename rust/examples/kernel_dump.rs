@@ -66,6 +66,32 @@ fn run(args: &[String]) -> Result<Option<Value>, Error> {
     let rest = args.get(1..).unwrap_or_default();
     match sub {
         "" | "--repeat" | "--netns" | "--only" => dump(args),
+        "connections" => {
+            let (conns, subflows) = rt.block_on(netlink::read_connections())??;
+            let conns: Vec<Value> = conns
+                .iter()
+                .map(|c| {
+                    json!({"local": c.local.to_string(), "remote": c.remote.to_string(),
+                           "state": c.state, "info": c.info.map(|i| json!({
+                               "subflows": i.subflows, "token": i.token, "flags": i.flags,
+                               "add_addr_accepted": i.add_addr_accepted,
+                               "add_addr_signal": i.add_addr_signal,
+                               "bytes_sent": i.bytes_sent, "bytes_received": i.bytes_received}))})
+                })
+                .collect();
+            let subflows: Vec<Value> = subflows
+                .iter()
+                .map(|s| {
+                    json!({"local": s.local.to_string(), "remote": s.remote.to_string(),
+                           "state": s.state, "ifindex": s.ifindex, "token": s.token,
+                           "local_id": s.local_id, "remote_id": s.remote_id, "flags": s.flags})
+                })
+                .collect();
+            let counters = netlink::mptcp_counters()?;
+            Ok(Some(
+                json!({"connections": conns, "subflows": subflows, "counters": counters}),
+            ))
+        }
         "endpoints" => {
             let eps = rt.block_on(netlink::dump_endpoints())??;
             Ok(Some(eps.iter().map(endpoint_json).collect()))

@@ -12,6 +12,7 @@
 //! ```
 
 pub mod apply;
+pub mod check;
 mod error;
 mod gen_conf;
 pub mod log;
@@ -23,6 +24,7 @@ pub mod state;
 pub mod verify;
 
 pub use apply::{apply, commit, rollback, ApplyOptions, ApplyOutcome, Progress};
+pub use check::{check, CheckOptions, Finding, Report, Severity};
 pub use error::{Error, ErrorKind, Result};
 pub use gen_conf::GeneratedConfigs;
 pub use log::{Level, Log, LogRecord};

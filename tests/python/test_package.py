@@ -20,6 +20,7 @@ PUBLIC = {
     "format",
     "generate_configurations",
     "show",
+    "check",
     "apply",
     "commit",
     "rollback",

@@ -25,6 +25,7 @@ import logging as _logging
 from typing import Any as _Any
 
 from ._native import __version__, apply, commit, format, generate_configurations, rollback
+from ._native import check as _check
 from ._native import show as _show
 from .errors import (
     BugError,
@@ -44,6 +45,7 @@ __all__ = [
     "format",
     "generate_configurations",
     "show",
+    "check",
     "apply",
     "commit",
     "rollback",
@@ -72,3 +74,15 @@ def show(*, kernel_only: bool = False) -> dict[str, _Any]:
     ``kernel_only``, from NetworkManager over D-Bus. The result is valid input: applying it
     unchanged changes nothing."""
     return _json.loads(_show(kernel_only=kernel_only))
+
+
+def check(*, kernel_only: bool = False) -> list[dict[str, _Any]]:
+    """Why MPTCP would stay on one path in this process's network namespace: a list of
+    findings, most severe first, each ``{"code", "severity", "interface"?, "address"?,
+    "message", "fix": {"state"?, "command"?}}`` (``severity`` is ``"error"``,
+    ``"warning"`` or ``"info"``; ``fix["state"]`` is a state to ``apply``). ``[]`` when
+    nothing keeps MPTCP from using its paths. Reads the kernel and, unless
+    ``kernel_only``, what NetworkManager applied (a NetworkManager that does not answer
+    only leaves its findings out)."""
+    result: list[dict[str, _Any]] = _json.loads(_check(kernel_only=kernel_only))
+    return result

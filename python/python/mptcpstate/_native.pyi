@@ -79,6 +79,9 @@ def apply(
     ``PermissionDeniedError``, ``KernelError``, ``TimeoutError``.
     """
 
+def check(*, kernel_only: bool = False) -> str:
+    """The findings of ``mptcpstate.check()`` as a JSON array (most severe first)."""
+
 def commit(checkpoint: str | None = None) -> str | None:
     """Commits what an ``apply(..., commit=False)`` left pending: the applied state stays.
     ``checkpoint`` is the path ``apply`` returned; None for the last one this process left

@@ -97,6 +97,20 @@ enum Command {
         #[arg(long, value_name = "SEC", default_value = "5", value_parser = seconds)]
         verify_timeout: Duration,
     },
+    /// Diagnose: why MPTCP stays on one path. Prints findings (code, severity, what
+    /// happens, the fix) and the live MPTCP connections. Exit status 0 when no finding
+    /// is an error, 10 when one is (errors of the command itself keep their codes 1..9).
+    Check {
+        /// Only findings about these interfaces (and the host-wide ones).
+        #[arg(value_name = "IFNAME")]
+        interfaces: Vec<String>,
+        /// Print JSON: {"findings": [...], "connections": [...]}.
+        #[arg(long)]
+        json: bool,
+        /// Read the kernel only (NetworkManager is not asked).
+        #[arg(long)]
+        kernel: bool,
+    },
     /// Commit what an `apply --no-commit` left pending: the applied state stays. With
     /// nothing pending, says so and exits 0.
     Commit {
@@ -113,6 +127,67 @@ enum Command {
     },
     /// Print the library version.
     Version,
+}
+
+/// The exit status of `check` when a finding is an error: above the error codes (1..9).
+const CHECK_EXIT: u8 = 10;
+
+/// `check`'s report for a person: one block per finding, then the connections.
+fn check_text(report: &mptcpstate::Report) -> String {
+    use std::fmt::Write as _;
+    let mut out = String::new();
+    if report.findings.is_empty() {
+        out.push_str("no findings: nothing keeps MPTCP from using the paths it is given\n");
+    }
+    for f in &report.findings {
+        let severity = format!("{:?}", f.severity).to_lowercase();
+        let about: Vec<&str> = [f.interface.as_deref(), f.address.as_deref()]
+            .into_iter()
+            .flatten()
+            .collect();
+        let about = if about.is_empty() {
+            String::new()
+        } else {
+            format!(" ({})", about.join(", "))
+        };
+        let _ = writeln!(out, "{severity:<7} {}{about}", f.code);
+        let _ = writeln!(out, "        {}", f.message);
+        if let Some(state) = &f.fix.state {
+            let _ = writeln!(out, "        fix: apply {state}");
+        }
+        if let Some(cmd) = &f.fix.command {
+            let what = if f.fix.state.is_some() { "or" } else { "fix:" };
+            let _ = writeln!(out, "        {what} {cmd}");
+        }
+    }
+    if !report.connections.is_empty() {
+        out.push_str("\nMPTCP connections:\n");
+        for c in &report.connections {
+            let fallback = if c.fallback {
+                " (fell back to TCP)"
+            } else {
+                ""
+            };
+            let _ = writeln!(
+                out,
+                "  {} -> {}{fallback}: {} subflow(s)",
+                c.local,
+                c.remote,
+                c.subflows.len()
+            );
+            for s in &c.subflows {
+                let _ = writeln!(
+                    out,
+                    "    {:<6} {} -> {} {}",
+                    s.interface.as_deref().unwrap_or("?"),
+                    s.local,
+                    s.remote,
+                    s.state
+                );
+            }
+        }
+    }
+    out
 }
 
 fn main() -> ExitCode {
@@ -133,7 +208,7 @@ fn main() -> ExitCode {
     let result = run(&cli, &log);
     print_log(&log, cli.verbose);
     match result {
-        Ok(()) => ExitCode::SUCCESS,
+        Ok(status) => ExitCode::from(status),
         Err(e) => {
             eprintln!("mptcpstatectl: {}: {}", e.kind(), one_line(e.msg()));
             exit(e.kind().code())
@@ -141,8 +216,39 @@ fn main() -> ExitCode {
     }
 }
 
-fn run(cli: &Cli, log: &Log) -> Result<(), Error> {
+/// Runs the command; `Ok` carries the exit status (0, or `check`'s [`CHECK_EXIT`]).
+fn run(cli: &Cli, log: &Log) -> Result<u8, Error> {
+    if let Command::Check {
+        interfaces,
+        json,
+        kernel,
+    } = &cli.command
+    {
+        return run_check(interfaces, *json, *kernel, log);
+    }
+    run_command(cli, log).map(|()| 0)
+}
+
+fn run_check(interfaces: &[String], json: bool, kernel: bool, log: &Log) -> Result<u8, Error> {
+    let opts = mptcpstate::CheckOptions {
+        kernel_only: kernel,
+        interfaces: interfaces.to_vec(),
+    };
+    let report = mptcpstate::check(&opts, log)?;
+    if json {
+        let text = serde_json::to_string_pretty(&report)
+            .map_err(|e| Error::bug(format!("printing the report: {e}")))?;
+        print(&format!("{text}\n"))?;
+    } else {
+        print(&check_text(&report))?;
+    }
+    Ok(if report.has_errors() { CHECK_EXIT } else { 0 })
+}
+
+fn run_command(cli: &Cli, log: &Log) -> Result<(), Error> {
     match &cli.command {
+        // Handled by `run`: it has an exit status of its own.
+        Command::Check { .. } => Ok(()),
         Command::Format { file, json } => {
             let input = read_input(file)?;
             let text = mptcpstate::input_from_bytes(&input)?;

@@ -38,6 +38,8 @@
 //! while it is read is not an error: it is simply not there.
 
 mod addresses;
+mod counters;
+mod diag;
 mod error;
 mod genl;
 mod links;
@@ -58,6 +60,11 @@ use crate::{log_at, Error, ErrorKind, Result};
 use route::Route;
 
 pub use addresses::{Address, AddressFlags, AddressScope};
+pub use counters::{mptcp_counters, rp_filter};
+pub use diag::{
+    read_connections, MptcpConnection, MptcpInfo, Subflow, MPTCP_INFO_FLAG_FALLBACK,
+    TCP_ESTABLISHED, TCP_SYN_SENT,
+};
 pub use links::{Link, OperState};
 pub use mptcp::{
     add_endpoint, delete_endpoint, dump_endpoints, flush_endpoints, get_limits, set_limits,
