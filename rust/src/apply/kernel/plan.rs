@@ -27,7 +27,7 @@ use crate::state::{ineligibility, Interface, InterfaceState, MptcpFlag, MptcpFla
 use crate::{log_at, Error, ErrorKind, Log, Result};
 
 /// The endpoint flags that can change in place.
-const IN_PLACE: u32 = EndpointFlags::BACKUP | EndpointFlags::FULLMESH;
+pub(super) const IN_PLACE: u32 = EndpointFlags::BACKUP | EndpointFlags::FULLMESH;
 
 /// The netlink writes for one interface.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
