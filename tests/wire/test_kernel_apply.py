@@ -260,11 +260,13 @@ def test_implicit_endpoint_shown_and_applied_back(bed):
         text = lib.show("client", "eth2", json_out=False)
         k0 = lib.kernel("client")
         back = lib.apply("client", text)
+        # The whole of show (lo, eth1, eth2, the host knobs) too.
+        whole = lib.apply("client", lib.show("client", json_out=False))
         k1 = lib.kernel("client")
         t1 = time.time()
         st1 = client.wait_status(lambda s: s["time"] > t1 + 0.1, timeout=5)
         return {"before": before, "ep": ep, "shown": shown, "text": text, "k0": k0,
-                "k1": k1, "back": back, "after": _p2(st1)}
+                "k1": k1, "back": back, "whole": whole, "after": _p2(st1)}
 
     r = bed.transfer(4 * MB, hold=1.0, during=meanwhile, timeout=20)
     report("implicit endpoint", r)
@@ -277,6 +279,7 @@ def test_implicit_endpoint_shown_and_applied_back(bed):
         {"ip": C2, "prefix-length": 24, "mptcp-flags": ["implicit"]}], eth2
     # Applied back: nothing changed, in the kernel nor on the wire.
     assert "nothing changed" in d["back"].stderr, d["back"].stderr
+    assert "nothing changed" in d["whole"].stderr, d["whole"].stderr
     assert d["k1"] == d["k0"]
     implicit = [e for e in d["k1"]["mptcp"]["endpoints"] if e["address"] == C2]
     assert [e["flag_names"] for e in implicit] == [["implicit"]], implicit
@@ -336,7 +339,8 @@ def test_both_ends_by_the_library_use_both_paths(bed):
 def test_mptcp_port_signal_endpoint_listens_and_takes_joins(bed):
     """A `signal` endpoint with `mptcp-port` on the server (kernel mode): the server's
     kernel listens on that port, `show --kernel` reports it, the client's join to the
-    announced address arrives on it; the show output applied back changes nothing."""
+    announced address arrives on it; the show output applied back changes nothing; another
+    port re-creates the endpoint and the listener moves."""
     bed, lib = bed
     lib.apply("server", server_state(flags=None, addr_flags=["signal"], port=PORT))
     ep = endpoint_of(bed, S2, "server")
@@ -360,5 +364,13 @@ def test_mptcp_port_signal_endpoint_listens_and_takes_joins(bed):
     # The server's end of it: local port 10100, not the listener's port.
     assert any(x["local"] == f"{S2}:{PORT}" for x in r["server"]["subflows_seen"]), \
         r["server"]["subflows_seen"]
+    # Another port: the endpoint is re-created (the log says so), the kernel's listener
+    # moves with it.
+    moved = lib.apply("server", server_state(flags=None, addr_flags=["signal"], port=PORT + 1))
+    warn = [l for l in moved.stderr.splitlines() if " WARN " in l]
+    assert any("re-created" in l and f"port {PORT} -> {PORT + 1}" in l for l in warn), warn
+    assert endpoint_of(bed, S2, "server")["port"] == PORT + 1
+    now = bed.sh("server", ["ss", "-ltnH"]).stdout.split()
+    assert f"{S2}:{PORT + 1}" in now and f"{S2}:{PORT}" not in now, now
     print(f"  listening: {[l.split()[3] for l in listen if l.strip()]}; join "
           f"{joined[0]['local']}->{joined[0]['remote']} {joined[0]['bytes_acked']} B acked")
