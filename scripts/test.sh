@@ -39,4 +39,4 @@ step "pytest: harness, CLI, kernel, NetworkManager, Python"
 export MPTCPSTATE_REQUIRE_NM=1
 # The C face of the apply scenarios (tests/nm/test_apply.py) runs under valgrind too.
 MPTCPSTATE_FACE_VALGRIND=1 \
-  python3 -m pytest -q -p no:cacheprovider tests/harness tests/cli tests/kernel tests/nm tests/python
+  python3 -m pytest -q -p no:cacheprovider tests/harness tests/cli tests/kernel tests/wire tests/nm tests/python

@@ -11,6 +11,7 @@ import fnmatch
 import json
 import os
 import pathlib
+import shutil
 import signal
 import subprocess
 import time
@@ -72,9 +73,13 @@ PROFILE_FIELDS = ("connection.id,connection.uuid,connection.interface-name,"
                   "ipv6.method,ipv6.addresses")
 
 
+def mptcp_enabled(sb: Sandbox) -> str:
+    return sb.run(["sysctl", "-n", "net.mptcp.enabled"]).stdout.strip()
+
+
 def snapshot(sb: Sandbox, *, endpoints: bool = True) -> dict:
     """NM's profiles (keyfiles byte for byte, and what NM holds in memory), devices,
-    and the kernel's endpoints."""
+    the kernel's endpoints, and the host knobs (MPTCP limits, net.mptcp.enabled)."""
     keyfiles = {p.name: p.read_bytes() for p in sorted(pathlib.Path(sb.keyfile_dir).iterdir())}
     profiles = {
         uuid: sb.nmcli("-t", "-f", PROFILE_FIELDS, "connection", "show", uuid).stdout
@@ -87,7 +92,35 @@ def snapshot(sb: Sandbox, *, endpoints: bool = True) -> dict:
     }
     if endpoints:
         snap["endpoints"] = endpoint_lines(sb)
+    snap["limits"] = sb.mptcp_limits()
+    snap["mptcp_enabled"] = mptcp_enabled(sb)
     return snap
+
+
+RUN_DIR = pathlib.Path("/run/mptcpstate")
+
+
+def record_dir(sb: Sandbox) -> pathlib.Path:
+    """The library's undo-record directory of the sandbox's namespace (named by its
+    inode)."""
+    return RUN_DIR / str(os.stat(f"/run/netns/{sb.netns}").st_ino)
+
+
+def pending_records(sb: Sandbox) -> list[str]:
+    """The undo records pending in the sandbox's namespace (paths)."""
+    d = record_dir(sb)
+    if not d.is_dir():
+        return []
+    return sorted(str(p) for p in d.iterdir()
+                  if p.name.startswith("checkpoint-") and p.name.endswith(".json"))
+
+
+def record_files(sb: Sandbox) -> list[str]:
+    """Every undo record of the namespace, pending or claimed by a commit, a rollback or
+    the timer at work on it (`<record>.claimed-<pid>`)."""
+    d = record_dir(sb)
+    return sorted(p.name for p in d.iterdir() if p.name.startswith("checkpoint-")) \
+        if d.is_dir() else []
 
 
 def checkpoints(sb: Sandbox) -> list[str]:
@@ -152,11 +185,31 @@ def check_expect(sb: Sandbox, expect: dict, result: faces.Result, before: dict,
     for text in expect.get("msg", []):
         text = text.replace("$checkpoint", last_cp or "<none>")
         assert text in result.msg, f"{where}: {text!r} not in {result.msg!r}"
-    if expect.get("checkpoint"):
+    want_cp = expect.get("checkpoint")
+    if want_cp == "record":
+        # A record of this library in the sandbox's namespace, not NM's checkpoint.
+        cp = result.checkpoint or ""
+        assert cp.startswith(f"{record_dir(sb)}/checkpoint-") and cp.endswith(".json"), \
+            f"{where}: {result}"
+        assert (os.stat(cp).st_mode & 0o777) == 0o600, f"{where}: {oct(os.stat(cp).st_mode)}"
+    elif want_cp:
         assert result.checkpoint and result.checkpoint.startswith(
             "/org/freedesktop/NetworkManager/Checkpoint/"), f"{where}: {result}"
     elif kind is None and "checkpoint" in expect:
         assert result.checkpoint is None, f"{where}: {result}"
+    if "records" in expect:
+        assert len(pending_records(sb)) == expect["records"], f"{where}: {pending_records(sb)}"
+    if "limits" in expect:
+        assert sb.mptcp_limits() == expect["limits"], f"{where}: limits {sb.mptcp_limits()}"
+    for key, value in expect.get("sysctls", {}).items():
+        got = sb.run(["sysctl", "-n", key]).stdout.strip()
+        assert got == value, f"{where}: {key} = {got!r}, want {value!r}"
+    if expect.get("timer_log"):
+        # The timer writes its log once it has removed the record.
+        texts = [t.replace("$checkpoint", last_cp or "<none>") for t in expect["timer_log"]]
+        log = record_dir(sb) / "timer.log"
+        sb.wait_for(lambda: all(t in log.read_text() for t in texts), timeout=5,
+                    what=f"{texts} in {log}")
     for dev, patterns in expect.get("addresses", {}).items():
         # A reapply restarts IPv6 autoconf: the SLAAC address returns with the next
         # router advertisement (dnsmasq sends one every 3 s here).
@@ -172,8 +225,14 @@ def check_expect(sb: Sandbox, expect: dict, result: faces.Result, before: dict,
         assert snapshot(sb) == before, f"{where}: the system changed"
     if expect.get("same_as_snapshot"):
         assert snap is not None
-        sb.wait_for(lambda: snapshot(sb) == snap, timeout=5,
-                    what="the state before the checkpoint")
+        try:
+            sb.wait_for(lambda: snapshot(sb) == snap, timeout=5,
+                        what="the state before the checkpoint")
+        except TimeoutError:
+            now = snapshot(sb)
+            diff = {k: (snap.get(k), now.get(k)) for k in snap if snap.get(k) != now.get(k)}
+            raise AssertionError(f"{where}: not the state before the checkpoint: "
+                                 f"(before, now) {diff}") from None
     for name, fields in expect.get("profiles", {}).items():
         for field, value in fields.items():
             assert profile_field(sb, name, field).startswith(value), \
@@ -191,18 +250,36 @@ def check_expect(sb: Sandbox, expect: dict, result: faces.Result, before: dict,
 @pytest.mark.parametrize("case", list(CASES), ids=list(CASES))
 def test_table(case, face, require_nm):
     spec = CASES[case]
-    with Sandbox(spec["veths"]) as sb:
-        server = start_dhcp_server(sb) if spec.get("dhcp_server") else None
-        try:
-            run_case(sb, spec, face)
-        finally:
-            if server:
-                stop(server)
+    records = None
+    try:
+        with Sandbox(spec["veths"]) as sb:
+            records = record_dir(sb)
+            server = start_dhcp_server(sb) if spec.get("dhcp_server") else None
+            try:
+                run_case(sb, spec, face)
+            finally:
+                if server:
+                    stop(server)
+                left = roll_back_records(sb, face)
+            assert not left, f"undo records left pending (rolled back now): {left}"
+    finally:
+        if records is not None:
+            shutil.rmtree(records, ignore_errors=True)
+
+
+def roll_back_records(sb: Sandbox, face: faces.Face) -> list[str]:
+    """Rolls back the records a case left pending (a failed case); returns them."""
+    left = pending_records(sb)
+    for path in left:
+        face.rollback(sb, path)
+    return left
 
 
 def run_case(sb: Sandbox, spec: dict, face: faces.Face) -> None:
     snap = None
     last_cp = None
+    for line in spec.get("setup", []):
+        sb.run(line)
     for i, step in enumerate(spec["steps"]):
         where = f"{spec['name']} step {i} ({face.name})"
         if step.get("snapshot"):
@@ -223,8 +300,9 @@ def run_case(sb: Sandbox, spec: dict, face: faces.Face) -> None:
             arg = last_cp if arg == "$checkpoint" else arg
             result = getattr(face, verb)(sb, arg)
         elif "wait_rolled_back" in step:
-            sb.wait_for(lambda: not checkpoints(sb), timeout=step["wait_rolled_back"],
-                        what="NetworkManager's own rollback")
+            sb.wait_for(lambda: not checkpoints(sb) and not record_files(sb),
+                        timeout=step["wait_rolled_back"],
+                        what="the rollback by NetworkManager's or the library's timer")
             result = faces.Result(0, None, "", None)
         else:
             raise AssertionError(f"{where}: unknown step {step}")

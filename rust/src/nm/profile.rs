@@ -250,6 +250,25 @@ pub fn profiles_for<'a>(profiles: &'a [Profile], ifname: &str) -> Vec<&'a Profil
         .collect()
 }
 
+/// `settings` as they are written: without `connection.timestamp`. `GetSettings` puts
+/// NetworkManager's own record of the last activation there (NM keeps it apart from the
+/// profile, in its timestamps file, so that it never rewrites `/etc` for it); written back,
+/// it would land in the keyfile, and a rollback that writes back the settings read before
+/// could not give the keyfile back as it was.
+fn to_write(settings: &Settings) -> std::borrow::Cow<'_, Settings> {
+    let has = settings
+        .get("connection")
+        .is_some_and(|c| c.contains_key("timestamp"));
+    if !has {
+        return std::borrow::Cow::Borrowed(settings);
+    }
+    let mut s = settings.clone();
+    if let Some(c) = s.get_mut("connection") {
+        c.remove("timestamp");
+    }
+    std::borrow::Cow::Owned(s)
+}
+
 /// Adds a profile; returns its path.
 ///
 /// With `BLOCK_AUTOCONNECT`: otherwise NM activates a new profile for a disconnected
@@ -266,7 +285,7 @@ pub async fn add(
         .map_err(|e| nm_error("NetworkManager settings", e))?;
     let flags = storage.flag() | NM_SETTINGS_FLAG_BLOCK_AUTOCONNECT;
     let (path, _) = proxy
-        .add_connection2(settings, flags, &VarDict::new())
+        .add_connection2(&to_write(settings), flags, &VarDict::new())
         .await
         .map_err(|e| nm_error(&format!("adding profile {}", describe(settings)), e))?;
     Ok(path)
@@ -294,7 +313,7 @@ pub async fn update(
         flags |= NM_SETTINGS_FLAG_BLOCK_AUTOCONNECT;
     }
     proxy
-        .update2(settings, flags, &VarDict::new())
+        .update2(&to_write(settings), flags, &VarDict::new())
         .await
         .map_err(|e| nm_error(&format!("updating profile {}", describe(settings)), e))?;
     Ok(())
@@ -339,4 +358,29 @@ fn describe(settings: &Settings) -> String {
 /// A call on an object NM removed meanwhile (a profile deleted by someone else).
 pub(crate) fn is_gone(e: &zbus::Error) -> bool {
     error_name(e).is_some_and(|n| n.ends_with(".UnknownObject") || n.ends_with(".UnknownMethod"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::HashMap;
+    use zbus::zvariant::OwnedValue;
+
+    #[test]
+    fn the_activation_timestamp_is_not_written() {
+        let mut conn = HashMap::new();
+        conn.insert(
+            "id".to_string(),
+            OwnedValue::from(zbus::zvariant::Str::from("eth1")),
+        );
+        conn.insert("timestamp".to_string(), OwnedValue::from(1796114449u64));
+        let mut s: Settings = HashMap::new();
+        s.insert("connection".to_string(), conn);
+        let w = to_write(&s);
+        assert!(!w["connection"].contains_key("timestamp"));
+        assert!(w["connection"].contains_key("id"));
+        // Nothing to drop: the settings as given.
+        s.get_mut("connection").unwrap().remove("timestamp");
+        assert!(matches!(to_write(&s), std::borrow::Cow::Borrowed(_)));
+    }
 }

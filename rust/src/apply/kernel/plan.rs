@@ -27,7 +27,7 @@ use crate::state::{ineligibility, Interface, InterfaceState, MptcpFlag, MptcpFla
 use crate::{log_at, Error, ErrorKind, Log, Result};
 
 /// The endpoint flags that can change in place.
-const IN_PLACE: u32 = EndpointFlags::BACKUP | EndpointFlags::FULLMESH;
+pub(super) const IN_PLACE: u32 = EndpointFlags::BACKUP | EndpointFlags::FULLMESH;
 
 /// The netlink writes for one interface.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -270,6 +270,11 @@ fn desired_family(absent: bool, enabled: Option<bool>, listed: Desired) -> Desir
     listed
 }
 
+/// An endpoint's port for the log: the number, or `none`.
+fn port_text(port: Option<u16>) -> String {
+    port.map_or_else(|| "none".to_string(), |p| p.to_string())
+}
+
 /// Plans the endpoint of one address.
 fn plan_endpoint(
     ip: IpAddr,
@@ -324,7 +329,7 @@ fn plan_endpoint(
                 p.name,
                 e.flags.mptcp_flags(),
                 match (e.port, keep_port(e)) {
-                    (a, b) if a != b => format!(", port {a:?} -> {b:?}"),
+                    (a, b) if a != b => format!(", port {} -> {}", port_text(a), port_text(b)),
                     _ => String::new(),
                 }
             );
@@ -470,6 +475,32 @@ mod tests {
             .iter()
             .any(|r| r.level == Level::Warn && r.message.contains("subflows that use it close"));
         assert!(warned, "{:?}", log.records());
+    }
+
+    #[test]
+    fn a_port_change_recreates_and_says_which() {
+        let mut k = kernel();
+        k.endpoints[1].port = Some(10100);
+        let yaml = BOTH.replace(
+            "mptcp-flags: [signal]}",
+            "mptcp-flags: [signal], mptcp-port: 10101}",
+        );
+        let log = Log::new();
+        let s: NetworkState = crate::state::parse(&yaml, &log).unwrap();
+        let p = plan_interface(&s.interfaces[0], &View::new(&k, Mode::KernelOnly), &log)
+            .unwrap()
+            .unwrap();
+        assert_eq!(p.add_endpoints[0].port, Some(10101));
+        let warned: Vec<String> = log
+            .records()
+            .into_iter()
+            .filter(|r| r.level == Level::Warn)
+            .map(|r| r.message)
+            .collect();
+        assert!(
+            warned.iter().any(|m| m.contains("port 10100 -> 10101")),
+            "{warned:?}"
+        );
     }
 
     #[test]

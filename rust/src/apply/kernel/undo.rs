@@ -13,7 +13,7 @@ use std::net::IpAddr;
 
 use serde::{Deserialize, Serialize};
 
-use super::plan::IfacePlan;
+use super::plan::{IfacePlan, IN_PLACE};
 use crate::log::Level;
 use crate::netlink::{
     self, Address, AddressFlags, AddressScope, Endpoint, EndpointFlags, KernelState, Writer,
@@ -84,6 +84,19 @@ pub struct KernelUndo {
 /// Configured addresses: permanent, not the kernel's own IPv6 link-local ones.
 fn configured(a: &Address) -> bool {
     a.is_permanent() && !(a.address.is_ipv6() && ineligibility(a.address) == Some("link-local"))
+}
+
+/// Whether `now` is the recorded endpoint `was` with other backup/fullmesh bits only (the
+/// same id, address, port and interface): the kernel changes that in place.
+fn in_place_of(was: &Endpoint, now: &Endpoint) -> bool {
+    let differ = was.flags.bits() ^ now.flags.bits();
+    differ != 0
+        && differ & !IN_PLACE == 0
+        && was.id == now.id
+        && was.address == now.address
+        && was.port == now.port
+        && was.ifindex == now.ifindex
+        && was.flags.bits() & EndpointFlags::IMPLICIT == 0
 }
 
 impl KernelUndo {
@@ -173,17 +186,33 @@ impl KernelUndo {
                 );
             }
         }
-        // 2. Endpoints in scope that the record does not hold, as they are now.
         let recorded: Vec<Endpoint> = self.endpoints.iter().map(EndpointUndo::endpoint).collect();
+        // 2. Endpoints that differ from the record in backup/fullmesh only: changed back in
+        //    place, as the apply changed them, so that the subflows using them stay.
+        let mut in_place: Vec<&Endpoint> = Vec::new();
         for e in kernel.endpoints.iter().filter(|e| self.in_scope(e)) {
-            if !recorded.contains(e) {
+            let Some(r) = recorded.iter().find(|r| in_place_of(r, e)) else {
+                continue;
+            };
+            in_place.push(r);
+            note(
+                format!(
+                    "endpoint {e}: flags back to {} in place",
+                    r.flags.mptcp_flags()
+                ),
+                writer.set_endpoint_flags(r).await,
+            );
+        }
+        // 3. Endpoints in scope that the record does not hold, as they are now.
+        for e in kernel.endpoints.iter().filter(|e| self.in_scope(e)) {
+            if !recorded.contains(e) && !recorded.iter().any(|r| in_place_of(r, e)) {
                 note(
                     format!("endpoint {e} removed"),
                     writer.delete_endpoint(e.id).await,
                 );
             }
         }
-        // 3. Addresses.
+        // 4. Addresses.
         for l in &live {
             let now: Vec<&Address> = kernel
                 .addresses_of(l.ifindex)
@@ -223,10 +252,13 @@ impl KernelUndo {
                 );
             }
         }
-        // 4. Recorded endpoints that are missing, with their ids (implicit ones are the
+        // 5. Recorded endpoints that are missing, with their ids (implicit ones are the
         //    kernel's to make).
         for (u, e) in self.endpoints.iter().zip(&recorded) {
-            if u.flags & EndpointFlags::IMPLICIT != 0 || kernel.endpoints.contains(e) {
+            if u.flags & EndpointFlags::IMPLICIT != 0
+                || kernel.endpoints.contains(e)
+                || in_place.contains(&e)
+            {
                 continue;
             }
             note(
@@ -234,7 +266,7 @@ impl KernelUndo {
                 writer.add_endpoint(e).await,
             );
         }
-        // 5. Links that were down, down again.
+        // 6. Links that were down, down again.
         for l in &live {
             let now_up = kernel.link(l.ifindex).is_some_and(|k| k.is_up());
             if !l.up && now_up {
@@ -293,5 +325,42 @@ impl KernelUndo {
             ErrorKind::Kernel,
             format!("the rollback did not bring back: {}", missing.join(", ")),
         ))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ep(id: u8, flags: u32) -> Endpoint {
+        Endpoint {
+            id,
+            address: "10.2.2.2".parse().unwrap(),
+            port: None,
+            flags: EndpointFlags(flags),
+            ifindex: Some(3),
+        }
+    }
+
+    #[test]
+    fn backup_and_fullmesh_are_restored_in_place_only() {
+        use EndpointFlags as F;
+        let was = ep(2, F::SUBFLOW);
+        assert!(in_place_of(&was, &ep(2, F::SUBFLOW | F::BACKUP)));
+        assert!(in_place_of(
+            &was,
+            &ep(2, F::SUBFLOW | F::FULLMESH | F::BACKUP)
+        ));
+        assert!(in_place_of(
+            &ep(2, F::SUBFLOW | F::BACKUP),
+            &ep(2, F::SUBFLOW)
+        ));
+        // The same endpoint, another id, or another flag: not in place.
+        assert!(!in_place_of(&was, &was));
+        assert!(!in_place_of(&was, &ep(3, F::SUBFLOW | F::BACKUP)));
+        assert!(!in_place_of(&was, &ep(2, F::SIGNAL | F::SUBFLOW)));
+        let mut other_port = ep(2, F::SIGNAL | F::BACKUP);
+        other_port.port = Some(10100);
+        assert!(!in_place_of(&ep(2, F::SIGNAL), &other_port));
     }
 }
