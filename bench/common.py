@@ -1,6 +1,7 @@
-"""What the benchmarks of bench/ share (show.py, apply.py): paths, timing and memory
-measurement of a spawned command, NM's and dbus-daemon's CPU, the fixture's addresses and
-state, the worker that runs inside the sandbox namespace, nmstatectl's installation.
+"""What the benchmarks of bench/ share (show.py, apply.py, kernel.py): paths, timing and
+memory measurement of a spawned command, NM's and dbus-daemon's CPU, the fixture's
+addresses and state, the worker that runs inside the sandbox namespace, nmstatectl's
+installation.
 
 Python 3 standard library only. The benchmark scripts import it as `common` (their own
 directory is first on sys.path, also when they run as workers under `ip netns exec`).

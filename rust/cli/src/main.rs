@@ -191,6 +191,9 @@ fn check_text(report: &mptcpstate::Report) -> String {
 }
 
 fn main() -> ExitCode {
+    // One thread, one call: it drives the library's reactor itself (no I/O thread to hand
+    // every kernel answer over).
+    mptcpstate::Runtime::drive_on_caller();
     let cli = match Cli::try_parse() {
         Ok(cli) => cli,
         Err(e) => {

@@ -92,12 +92,17 @@ impl std::fmt::Debug for Writer {
 
 impl Writer {
     /// Opens the sockets on the calling thread, so in its network namespace; they are
-    /// registered with the library's [`Runtime`] (whose I/O thread always runs), so the
-    /// writes can be awaited inside [`Runtime::block_on`] on any thread. The `mptcp_pm`
-    /// family is resolved by the first MPTCP write.
+    /// registered with the runtime the caller runs in, else with the library's
+    /// [`Runtime`], so the writes can be awaited inside [`Runtime::block_on`] on any
+    /// thread. (A runtime of the caller's own, as the rollback timer's, drives them
+    /// itself; the library's may have no I/O thread, see [`Runtime::drive_on_caller`].)
+    /// The `mptcp_pm` family is resolved by the first MPTCP write.
     pub fn open() -> Result<Writer> {
         const WHAT: &str = "opening netlink sockets for writing";
-        let _reactor = Runtime::global()?.handle().enter();
+        let _reactor = match tokio::runtime::Handle::try_current() {
+            Ok(_) => None,
+            Err(_) => Some(Runtime::global()?.handle().enter()),
+        };
         let (conn, handle) = socket::open::<Route>(NETLINK_ROUTE).map_err(|e| e.context(WHAT))?;
         let route = Socket { conn, handle };
         let (conn, handle) = socket::open::<Genl>(NETLINK_GENERIC).map_err(|e| e.context(WHAT))?;
