@@ -214,6 +214,19 @@ def _run(cmd: Sequence[str], *, input: str | None = None, check: bool = True,
 # teardown, sweep, list
 # --------------------------------------------------------------------------
 
+NETNS_COOKIE_SCRIPT = (
+    "import socket, struct; s = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM); "
+    "print(struct.unpack('Q', s.getsockopt(socket.SOL_SOCKET, 71, 8))[0])")
+
+
+def netns_cookie(netns: str) -> int:
+    """The network namespace's cookie (SO_NETNS_COOKIE): mptcpstate names the namespace's
+    directory of undo records after it (/run/mptcpstate/<cookie>)."""
+    out = subprocess.run(["ip", "netns", "exec", netns, sys.executable, "-c", NETNS_COOKIE_SCRIPT],
+                         capture_output=True, text=True, check=True).stdout
+    return int(out.strip())
+
+
 def stop_sandbox(name: str, *, grace: float = KILL_GRACE, procs: dict | None = None) -> None:
     """Tear a sandbox down: supervisor, NetworkManager, dbus-daemon (recorded PIDs
     only), both namespaces, the directory.  Idempotent, also for half-built ones.

@@ -18,7 +18,7 @@ import time
 
 import pytest
 
-from nmsandbox import Sandbox
+from nmsandbox import Sandbox, netns_cookie
 
 import faces
 
@@ -102,8 +102,8 @@ RUN_DIR = pathlib.Path("/run/mptcpstate")
 
 def record_dir(sb: Sandbox) -> pathlib.Path:
     """The library's undo-record directory of the sandbox's namespace (named by its
-    inode)."""
-    return RUN_DIR / str(os.stat(f"/run/netns/{sb.netns}").st_ino)
+    cookie, SO_NETNS_COOKIE)."""
+    return RUN_DIR / str(netns_cookie(sb.netns))
 
 
 def pending_records(sb: Sandbox) -> list[str]:

@@ -20,6 +20,7 @@ import pytest
 ROOT = pathlib.Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT / "tests" / "harness"))
 
+from nmsandbox import netns_cookie  # noqa: E402
 from wire import WireBed  # noqa: E402
 
 RUN_DIR = pathlib.Path("/run/mptcpstate")
@@ -61,7 +62,7 @@ def _root_links():
 
 def record_dir(netns: str) -> pathlib.Path:
     """The library's undo-record directory of a named network namespace."""
-    return RUN_DIR / str(os.stat(f"/run/netns/{netns}").st_ino)
+    return RUN_DIR / str(netns_cookie(netns))
 
 
 def pending_records(netns: str) -> list[str]:

@@ -7,9 +7,9 @@
 //! applied to a held device, profiles deleted); in both, the host knobs.
 //!
 //! Layout and rules:
-//! - one directory per network namespace, named after its inode (`/proc/thread-self/ns/
-//!   net`): commit and rollback act on the namespace of the calling thread, and a record
-//!   of another namespace is refused;
+//! - one directory per network namespace, named after its cookie (`SO_NETNS_COOKIE`,
+//!   never reused within a boot): commit and rollback act on the namespace of the calling
+//!   thread, and a record of another namespace is refused;
 //! - one file per record, mode 0600, written to a temporary name and renamed into place,
 //!   so a reader never sees half of one;
 //! - whoever acts on a record (commit, rollback, the timer) first renames it to
@@ -96,8 +96,21 @@ pub fn now_ms() -> u64 {
         .map_or(0, |d| d.as_millis() as u64)
 }
 
-/// The directory of the calling thread's network namespace.
+/// `SO_NETNS_COOKIE` (Linux 5.14): the network namespace's cookie, which the kernel never
+/// gives two namespaces within a boot (/run does not outlive a boot either). An inode
+/// number is reused once its namespace is gone, and a directory named after one could
+/// hand a new namespace the undo record of an old one.
+#[cfg(not(target_arch = "sparc64"))]
+const SO_NETNS_COOKIE: libc::c_int = 71;
+#[cfg(target_arch = "sparc64")]
+const SO_NETNS_COOKIE: libc::c_int = 0x50;
+
+/// The directory of the calling thread's network namespace: `RUN_DIR/<cookie>`, or
+/// `RUN_DIR/inode-<inode>` on kernels without namespace cookies.
 pub fn namespace_dir() -> Result<PathBuf> {
+    if let Some(cookie) = netns_cookie() {
+        return Ok(Path::new(RUN_DIR).join(cookie.to_string()));
+    }
     let link = fs::read_link("/proc/thread-self/ns/net").map_err(|e| {
         Error::new(
             ErrorKind::Kernel,
@@ -112,7 +125,30 @@ pub fn namespace_dir() -> Result<PathBuf> {
             "unexpected network namespace link `{text}`"
         )));
     }
-    Ok(Path::new(RUN_DIR).join(inode))
+    Ok(Path::new(RUN_DIR).join(format!("inode-{inode}")))
+}
+
+/// The calling thread's network namespace cookie, from a socket made for the question (a
+/// socket belongs to the namespace of the thread that makes it).
+fn netns_cookie() -> Option<u64> {
+    // SAFETY: a socket this function owns and closes; getsockopt into a local u64.
+    unsafe {
+        let fd = libc::socket(libc::AF_UNIX, libc::SOCK_DGRAM | libc::SOCK_CLOEXEC, 0);
+        if fd < 0 {
+            return None;
+        }
+        let mut cookie: u64 = 0;
+        let mut len = std::mem::size_of::<u64>() as libc::socklen_t;
+        let rc = libc::getsockopt(
+            fd,
+            libc::SOL_SOCKET,
+            SO_NETNS_COOKIE,
+            (&mut cookie as *mut u64).cast(),
+            &mut len,
+        );
+        libc::close(fd);
+        (rc == 0 && len as usize == std::mem::size_of::<u64>()).then_some(cookie)
+    }
 }
 
 fn io_error(what: &str, path: &Path, e: io::Error) -> Error {
@@ -404,10 +440,17 @@ mod tests {
     }
 
     #[test]
-    fn the_namespace_dir_is_named_by_inode() {
+    fn the_namespace_dir_is_named_by_cookie() {
         let dir = namespace_dir().unwrap();
         let name = dir.file_name().unwrap().to_string_lossy().to_string();
+        // This machine's kernel (6.18) has cookies.
         assert!(name.chars().all(|c| c.is_ascii_digit()), "{name}");
+        assert_eq!(netns_cookie().map(|c| c.to_string()), Some(name));
         assert!(dir.starts_with(RUN_DIR));
+        // Another thread of the same namespace, the same directory.
+        let other = std::thread::spawn(|| namespace_dir().unwrap())
+            .join()
+            .unwrap();
+        assert_eq!(other, dir);
     }
 }
