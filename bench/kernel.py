@@ -193,8 +193,13 @@ class Kernel:
 
 
 def netns_dir() -> str:
-    """The library's directory of this namespace (named after its inode)."""
-    return os.path.join(RUN_DIR, str(os.stat("/proc/thread-self/ns/net").st_ino))
+    """The library's directory of this namespace (named after its cookie,
+    SO_NETNS_COOKIE)."""
+    import socket
+    import struct
+    with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM) as s:
+        cookie = struct.unpack("Q", s.getsockopt(socket.SOL_SOCKET, 71, 8))[0]
+    return os.path.join(RUN_DIR, str(cookie))
 
 
 def measure(spec: dict) -> dict:
@@ -208,12 +213,11 @@ def measure(spec: dict) -> dict:
     res["_reset_ms"] = []
     ours_dir = netns_dir()
     res["_netns_dir"] = ours_dir
-    # Named after the namespace's inode, which a new namespace may get again: the
-    # directory can exist already, left by a namespace that is gone (its lock, a timer's
-    # log). Then it stays as found; an undo record in it would make our applies Busy.
+    # Named after the namespace's cookie, which no other namespace of this boot has: a
+    # directory there already holds what an earlier run in this namespace left.
     existed = os.path.isdir(ours_dir)
     if existed and records_in(ours_dir):
-        raise RuntimeError(f"{ours_dir} (a namespace of this inode before) holds undo "
+        raise RuntimeError(f"{ours_dir} (this namespace's) holds undo "
                            f"records: {records_in(ours_dir)}")
 
     def reset() -> None:
