@@ -39,24 +39,57 @@ pub fn spawn(path: &Path, deadline_ms: u64) -> Result<()> {
     let path = path.to_path_buf();
     let devnull = c"/dev/null";
 
+    // The intermediate child says through this pipe that the timer exists (one byte),
+    // not through its exit status: tools that run the caller (valgrind's
+    // --error-exitcode, for the leaks it finds in every forked child) rewrite that.
+    let mut pipe = [-1; 2];
+    // SAFETY: pipe2 into a local array.
+    if unsafe { libc::pipe2(pipe.as_mut_ptr(), libc::O_CLOEXEC) } != 0 {
+        return Err(Error::new(
+            ErrorKind::Kernel,
+            format!(
+                "starting the rollback timer: pipe failed: {}",
+                std::io::Error::last_os_error()
+            ),
+        ));
+    }
+    let [ready_r, ready_w] = pipe;
     // SAFETY: fork in a possibly multi-threaded process. The child only calls
     // async-signal-safe functions until the second fork; the grandchild runs code that
     // needs no lock another thread may hold (see the module's note) and leaves with _exit.
     let pid = unsafe { libc::fork() };
     if pid < 0 {
+        let e = std::io::Error::last_os_error();
+        // SAFETY: closing the pipe made above.
+        unsafe {
+            libc::close(ready_r);
+            libc::close(ready_w);
+        }
         return Err(Error::new(
             ErrorKind::Kernel,
-            format!(
-                "starting the rollback timer: fork failed: {}",
-                std::io::Error::last_os_error()
-            ),
+            format!("starting the rollback timer: fork failed: {e}"),
         ));
     }
     if pid > 0 {
-        let mut status = 0;
-        // SAFETY: waiting for the intermediate child this function made.
-        unsafe { libc::waitpid(pid, &mut status, 0) };
-        if !(libc::WIFEXITED(status) && libc::WEXITSTATUS(status) == 0) {
+        // SAFETY: the parent's end of the pipe, then waiting for the intermediate child
+        // this function made (its exit status is not looked at, see above).
+        let started = unsafe {
+            libc::close(ready_w);
+            let mut byte = 0u8;
+            let n = loop {
+                let n = libc::read(ready_r, (&mut byte as *mut u8).cast(), 1);
+                if !(n < 0
+                    && std::io::Error::last_os_error().kind() == std::io::ErrorKind::Interrupted)
+                {
+                    break n;
+                }
+            };
+            libc::close(ready_r);
+            let mut status = 0;
+            libc::waitpid(pid, &mut status, 0);
+            n == 1
+        };
+        if !started {
             return Err(Error::new(
                 ErrorKind::Kernel,
                 "starting the rollback timer: its process could not start",
@@ -68,11 +101,16 @@ pub fn spawn(path: &Path, deadline_ms: u64) -> Result<()> {
     // timer is nobody's child.
     // SAFETY: async-signal-safe calls in the child of fork.
     unsafe {
+        libc::close(ready_r);
         libc::setsid();
         let pid = libc::fork();
         if pid != 0 {
+            if pid > 0 {
+                libc::write(ready_w, b"1".as_ptr().cast(), 1);
+            }
             libc::_exit(if pid < 0 { 1 } else { 0 });
         }
+        libc::close(ready_w);
         // The timer: no inherited descriptors, standard streams on /dev/null.
         let null = libc::open(devnull.as_ptr(), libc::O_RDWR);
         if null >= 0 {
