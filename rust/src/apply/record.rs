@@ -162,22 +162,26 @@ pub fn save(record: &Record) -> Result<PathBuf> {
 
 /// Reads a record file.
 pub fn read(path: &Path) -> Result<Record> {
-    let text = fs::read(path).map_err(|e| io_error("reading", path, e))?;
+    read_as(path, path)
+}
+
+/// Reads the record file at `path`, named `name` in errors (a claimed record is read
+/// under its claimed name, but the caller gave the other). A file that is not a record
+/// is the caller's mistake: `InvalidArgument`.
+fn read_as(path: &Path, name: &Path) -> Result<Record> {
+    let text = fs::read(path).map_err(|e| io_error("reading", name, e))?;
     let record: Record = serde_json::from_slice(&text).map_err(|e| {
-        Error::new(
-            ErrorKind::Kernel,
-            format!(
-                "{} is not an undo record of this library: {e}",
-                path.display()
-            ),
-        )
+        Error::invalid(format!(
+            "{} is not an undo record of this library: {e}",
+            name.display()
+        ))
     })?;
     if record.version != VERSION {
         return Err(Error::new(
             ErrorKind::NotSupported,
             format!(
                 "{} is an undo record of version {}; this library reads version {VERSION}",
-                path.display(),
+                name.display(),
                 record.version
             ),
         ));
@@ -283,7 +287,7 @@ pub fn claim(path: &Path) -> Result<Option<Claimed>> {
         Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
         Err(e) => return Err(io_error("taking the undo record", path, e)),
     }
-    match read(&claimed) {
+    match read_as(&claimed, path) {
         Ok(record) => Ok(Some(Claimed {
             path: path.to_path_buf(),
             claimed,
