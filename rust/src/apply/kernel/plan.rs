@@ -147,6 +147,11 @@ pub fn plan_interface(iface: &Interface, view: &View<'_>, log: &Log) -> Result<O
     Ok((!p.is_empty()).then_some(p))
 }
 
+/// A port for the log: `8080`, or `none`.
+fn port_text(port: Option<u16>) -> String {
+    port.map_or_else(|| "none".to_string(), |p| p.to_string())
+}
+
 /// The kernel-only backend runs no DHCP client and no SLAAC of its own.
 fn check_dynamic(iface: &Interface) -> Result<()> {
     let v4 = iface.ipv4.as_ref().is_some_and(|c| c.dhcp == Some(true));
@@ -324,7 +329,7 @@ fn plan_endpoint(
                 p.name,
                 e.flags.mptcp_flags(),
                 match (e.port, keep_port(e)) {
-                    (a, b) if a != b => format!(", port {a:?} -> {b:?}"),
+                    (a, b) if a != b => format!(", port {} -> {}", port_text(a), port_text(b)),
                     _ => String::new(),
                 }
             );
@@ -470,6 +475,31 @@ mod tests {
             .iter()
             .any(|r| r.level == Level::Warn && r.message.contains("subflows that use it close"));
         assert!(warned, "{:?}", log.records());
+    }
+
+    #[test]
+    fn a_port_change_recreates_and_says_which_ports() {
+        let yaml = BOTH.replace(
+            "mptcp-flags: [signal]}",
+            "mptcp-flags: [signal], mptcp-port: 8082}",
+        );
+        let log = Log::new();
+        let s: NetworkState = crate::state::parse(&yaml, &log).unwrap();
+        let k = kernel();
+        let p = plan_interface(&s.interfaces[0], &View::new(&k, Mode::KernelOnly), &log)
+            .unwrap()
+            .unwrap();
+        assert_eq!(p.add_endpoints[0].port, Some(8082));
+        let warned: Vec<String> = log
+            .records()
+            .into_iter()
+            .filter(|r| r.level == Level::Warn)
+            .map(|r| r.message)
+            .collect();
+        assert!(
+            warned.iter().any(|m| m.contains("port none -> 8082")),
+            "{warned:?}"
+        );
     }
 
     #[test]
