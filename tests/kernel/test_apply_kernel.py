@@ -611,3 +611,29 @@ def test_nm_managed_interface_is_warned_about(cli):
                 r.stderr
         finally:
             clean_up(sb, cli, nsdir)
+
+
+def test_a_failed_rollback_keeps_the_timer(cli):
+    """An explicit rollback that fails (eth1 renamed meanwhile: the record's link is not
+    there) puts the record back, naming the link; the timer has not given up on it: once
+    the link is back, it rolls the record back at its deadline."""
+    _require_root()
+    with kernel_sandbox(["eth1"]) as sb:
+        nsdir = fresh_ns_dir(sb)
+        try:
+            before = settled_snapshot(sb)
+            r = cli_apply(sb, cli, SEED, "--no-commit", "--timeout", "4")
+            assert r.returncode == 0, r.stderr
+            cp = r.stdout.strip()
+            sb.ip("link", "set", "eth1", "name", "eth1x")
+            fail = sb.run([cli, "rollback", cp], check=False)
+            assert fail.returncode == 5, fail.stderr
+            assert "eth1 (ifindex 2): the link is gone or was renamed" in fail.stderr, fail.stderr
+            assert pending(nsdir) == [cp]
+            sb.ip("link", "set", "eth1x", "name", "eth1")
+            sb.wait_for(lambda: not pending(nsdir), timeout=8, what="the timer's rollback")
+            log = pathlib.Path(nsdir, "timer.log").read_text()
+            assert f"{cp}: rolled back at its deadline" in log, log
+            assert snapshot(sb) == before
+        finally:
+            clean_up(sb, cli, nsdir)

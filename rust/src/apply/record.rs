@@ -235,6 +235,23 @@ fn reclaim_abandoned(dir: &Path, name: &str) -> Option<PathBuf> {
     Some(back)
 }
 
+/// Whether the record at `path` (not there under its name) is claimed by a live process:
+/// its commit or rollback is under way, and puts the record back if it fails. A claim of
+/// a process that died is put back at once (pending again) and counts as none.
+pub fn claimed_by_live(path: &Path) -> bool {
+    let (Some(dir), Some(name)) = (path.parent(), path.file_name()) else {
+        return false;
+    };
+    let prefix = format!("{}.claimed-", name.to_string_lossy());
+    let Ok(entries) = fs::read_dir(dir) else {
+        return false;
+    };
+    entries.flatten().any(|entry| {
+        let claimed = entry.file_name().to_string_lossy().into_owned();
+        claimed.starts_with(&prefix) && reclaim_abandoned(dir, &claimed).is_none()
+    })
+}
+
 /// The pending record that goes with NetworkManager's checkpoint `path`.
 pub fn for_nm_checkpoint(path: &str) -> Result<Option<PathBuf>> {
     Ok(pending()?

@@ -222,7 +222,10 @@ fn run(dir: &Path, dir_c: &CString, path: &Path, deadline_ms: u64) -> i32 {
     i32::from(outcome.is_err())
 }
 
-/// Waits until the deadline (true) or until the record is gone (false).
+/// Waits until the deadline (true) or until the record is gone (false): committed or
+/// rolled back. A record claimed by a commit or rollback that is under way is not gone
+/// yet: if that fails, it puts the record back, and the timer still rolls it back at its
+/// deadline (or at once, if that has passed meanwhile).
 fn wait(dir_c: &CString, path: &Path, deadline_ms: u64) -> bool {
     // SAFETY: plain syscalls on a descriptor this function owns.
     let fd = unsafe { libc::inotify_init1(libc::IN_CLOEXEC | libc::IN_NONBLOCK) };
@@ -237,15 +240,22 @@ fn wait(dir_c: &CString, path: &Path, deadline_ms: u64) -> bool {
         };
     }
     let due = loop {
-        if !path.exists() {
-            break false;
-        }
         let left = deadline_ms.saturating_sub(record::now_ms());
-        if left == 0 {
-            break true;
+        if path.exists() {
+            if left == 0 {
+                break true;
+            }
+        } else if !record::claimed_by_live(path) {
+            // Released by whoever claimed it, unless it came back meanwhile (a failed
+            // action's unclaim, or a dead claimer's record put back by the look above).
+            if !path.exists() {
+                break false;
+            }
+            continue;
         }
-        // At most a second between looks, also without inotify.
-        let slice = Duration::from_millis(left.min(1000));
+        // At most a second between looks, also without inotify (and while a claimer is
+        // at work: its release or unclaim wakes the poll up).
+        let slice = Duration::from_millis(if left == 0 { 1000 } else { left.min(1000) });
         if fd >= 0 {
             let mut pfd = libc::pollfd {
                 fd,
