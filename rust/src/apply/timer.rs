@@ -217,8 +217,9 @@ fn run(dir: &Path, dir_c: &CString, path: &Path, deadline_ms: u64) -> i32 {
         Ok(()) => format!("{name}: rolled back at its deadline"),
         Err(e) => format!("{name}: the rollback at its deadline failed: {e}"),
     };
-    claimed.release();
+    // Logged first: whoever sees the record gone finds what became of it.
     write_log(dir, &line, &log);
+    claimed.release();
     i32::from(outcome.is_err())
 }
 
