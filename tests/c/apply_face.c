@@ -1,8 +1,10 @@
 /* The C face of the apply scenarios (tests/fixtures/apply, run by tests/nm/test_apply.py):
  * one call of libmptcpstate, its outcome printed as one JSON object
- * {"code", "kind", "msg", "checkpoint"}.
+ * {"code", "kind", "msg", "checkpoint", "log"} (log: the array of log records the call
+ * returned, as the library gave it).
  *
- *   apply_face apply [--no-commit] [--timeout SEC] [--memory-only] [--no-verify] < state
+ *   apply_face apply [--kernel] [--no-commit] [--timeout SEC] [--memory-only] [--no-verify]
+ *                    < state
  *   apply_face commit|rollback [CHECKPOINT]
  *
  * Every string the library returns is freed, so the scenarios can also run under
@@ -63,7 +65,9 @@ int main(int argc, char **argv) {
     if (strcmp(argv[1], "apply") == 0) {
         uint32_t flags = 0, timeout = 60;
         for (int i = 2; i < argc; i++) {
-            if (strcmp(argv[i], "--no-commit") == 0)
+            if (strcmp(argv[i], "--kernel") == 0)
+                flags |= MPTCPSTATE_FLAG_KERNEL_ONLY;
+            else if (strcmp(argv[i], "--no-commit") == 0)
                 flags |= MPTCPSTATE_FLAG_NO_COMMIT;
             else if (strcmp(argv[i], "--memory-only") == 0)
                 flags |= MPTCPSTATE_FLAG_MEMORY_ONLY;
@@ -89,15 +93,14 @@ int main(int argc, char **argv) {
         fprintf(stderr, "apply_face: unknown command %s\n", argv[1]);
         return 2;
     }
-    if (log != NULL)
-        fprintf(stderr, "%s\n", log);
     printf("{\"code\": %d, \"kind\": ", code);
     json_string(kind);
     fputs(", \"msg\": ", stdout);
     json_string(msg);
     fputs(", \"checkpoint\": ", stdout);
     json_string(checkpoint);
-    puts("}");
+    /* The log is a JSON array already. */
+    printf(", \"log\": %s}\n", log != NULL ? log : "null");
     mptcpstate_cstring_free(checkpoint);
     mptcpstate_cstring_free(log);
     mptcpstate_cstring_free(kind);

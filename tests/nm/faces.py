@@ -2,7 +2,13 @@
 apply scenarios of tests/fixtures/apply are written once and run through each.
 
 Each face runs one short-lived process inside the sandbox's network namespace (the
-library acts on the namespace of its caller) and reports a Result.
+library acts on the namespace of its caller) and reports a Result, with the log of the
+call (every record: the CLI runs with -v, the Python face logs at DEBUG, the C face
+prints the log array it got).
+
+`kernel=True` makes a face apply in kernel-only mode: CLI `apply --kernel`, Python
+`apply(kernel_only=True)`, C `MPTCPSTATE_FLAG_KERNEL_ONLY`. commit and rollback take no
+mode: a checkpoint says which backend it belongs to.
 """
 from __future__ import annotations
 
@@ -12,6 +18,7 @@ import os
 import pathlib
 import shutil
 import sys
+import tempfile
 
 ROOT = pathlib.Path(__file__).resolve().parents[2]
 KINDS = {
@@ -26,13 +33,16 @@ class Result:
     kind: str | None
     msg: str
     checkpoint: str | None
+    log: str = ""
 
     def __str__(self) -> str:
-        return f"code {self.code} ({self.kind}): {self.msg} checkpoint={self.checkpoint}"
+        return (f"code {self.code} ({self.kind}): {self.msg} checkpoint={self.checkpoint}\n"
+                f"log:\n{self.log}")
 
 
-def _flags(no_commit: bool, timeout: int | None, memory_only: bool, no_verify: bool) -> list[str]:
-    args = []
+def _flags(no_commit: bool, timeout: int | None, memory_only: bool, no_verify: bool,
+           kernel: bool = False, verify_timeout: float | None = None) -> list[str]:
+    args = ["--kernel"] if kernel else []
     if no_commit:
         args.append("--no-commit")
     if timeout is not None:
@@ -41,11 +51,25 @@ def _flags(no_commit: bool, timeout: int | None, memory_only: bool, no_verify: b
         args.append("--memory-only")
     if no_verify:
         args.append("--no-verify")
+    if verify_timeout is not None:
+        args += ["--verify-timeout", str(verify_timeout)]
     return args
+
+
+def _log_lines(records) -> str:
+    """The log records of a JSON face ({"level", "target", "message"} objects, or lines)."""
+    if not records:
+        return ""
+    return "\n".join(r if isinstance(r, str) else
+                     f"{r.get('level', '?').upper()} {r.get('target', '')}: {r.get('message', '')}"
+                     for r in records)
 
 
 class Face:
     name = ""
+    kernel = False
+    # Whether apply takes a verification timeout (the C ABI has none).
+    has_verify_timeout = True
 
     def argv(self, cmd: str) -> list[str]:
         raise NotImplementedError
@@ -54,9 +78,12 @@ class Face:
         raise NotImplementedError
 
     def apply(self, sb, state: str, *, no_commit=False, timeout=None, memory_only=False,
-              no_verify=False) -> Result:
-        argv = self.argv("apply") + _flags(no_commit, timeout, memory_only, no_verify)
-        return self.parse(sb.run(argv, input=state, check=False, timeout=300))
+              no_verify=False, verify_timeout=None) -> Result:
+        if verify_timeout is not None and not self.has_verify_timeout:
+            raise ValueError(f"the {self.name} face has no verification timeout")
+        argv = self.argv("apply") + _flags(no_commit, timeout, memory_only, no_verify,
+                                           self.kernel, verify_timeout)
+        return self.parse(self.run(sb, argv, input=state))
 
     def commit(self, sb, checkpoint: str | None = None) -> Result:
         return self._finish(sb, "commit", checkpoint)
@@ -66,40 +93,65 @@ class Face:
 
     def _finish(self, sb, cmd: str, checkpoint: str | None) -> Result:
         argv = self.argv(cmd) + ([checkpoint] if checkpoint else [])
-        return self.parse(sb.run(argv, check=False, timeout=300))
+        return self.parse(self.run(sb, argv))
+
+    def run(self, sb, argv: list[str], input: str | None = None):
+        return sb.run(argv, input=input, check=False, timeout=300)
 
 
 class CliFace(Face):
-    """`mptcpstatectl apply -`: exit status = code, checkpoint on stdout, error on stderr."""
+    """`mptcpstatectl -v apply -`: exit status = code, checkpoint on stdout, the log and
+    the error (`mptcpstatectl: KIND: message`, one line) on stderr."""
     name = "cli"
 
-    def __init__(self, binary: str):
+    def __init__(self, binary: str, kernel: bool = False):
         self.binary = binary
+        self.kernel = kernel
 
     def argv(self, cmd: str) -> list[str]:
-        return [self.binary, cmd] + (["-"] if cmd == "apply" else [])
+        return [self.binary, "-v", cmd] + (["-"] if cmd == "apply" else [])
 
     def parse(self, proc) -> Result:
         code = proc.returncode
         lines = proc.stderr.strip().splitlines()
-        err = [ln for ln in lines if ln.startswith("error")]
+        err = [ln for ln in lines if ln.startswith("mptcpstatectl: ")]
         return Result(
             code=code,
             kind=KINDS.get(code),
             msg=(err[-1] if err else proc.stderr.strip()) if code else "",
             checkpoint=proc.stdout.strip() or None,
+            log=proc.stderr,
         )
 
 
 class JsonFace(Face):
     """A helper program that prints {"code", "kind", "msg", "checkpoint"} as JSON."""
 
-    def __init__(self, name: str, prefix: list[str]):
+    def __init__(self, name: str, prefix: list[str], kernel: bool = False,
+                 has_verify_timeout: bool = True, valgrind: list[str] | None = None):
         self.name = name
         self.prefix = prefix
+        self.kernel = kernel
+        self.has_verify_timeout = has_verify_timeout
+        self.valgrind = valgrind
 
     def argv(self, cmd: str) -> list[str]:
         return self.prefix + [cmd]
+
+    def run(self, sb, argv: list[str], input: str | None = None):
+        if not self.valgrind:
+            return super().run(sb, argv, input)
+        # valgrind writes to a file of its own: the rollback timer a no-commit apply forks
+        # lives on under valgrind with valgrind's descriptors, and would hold a pipe to
+        # this process open until its deadline.
+        tmp = tempfile.mkdtemp(prefix="mptcpstate-face-valgrind-")
+        try:
+            proc = super().run(sb, self.valgrind + [f"--log-file={tmp}/%p.log"] + argv, input)
+            proc.stderr += "".join(f.read_text(errors="replace")
+                                   for f in sorted(pathlib.Path(tmp).iterdir()))
+            return proc
+        finally:
+            shutil.rmtree(tmp, ignore_errors=True)
 
     def parse(self, proc) -> Result:
         # The programs exit 0 whatever the library returned: anything else is a crash,
@@ -112,21 +164,26 @@ class JsonFace(Face):
             raise AssertionError(
                 f"{self.name} face printed no result (exit {proc.returncode}):\n"
                 f"{proc.stdout}\n{proc.stderr}") from None
-        return Result(out["code"], out["kind"], out["msg"] or "", out["checkpoint"])
+        return Result(out["code"], out["kind"], out["msg"] or "", out["checkpoint"],
+                      _log_lines(out.get("log")))
 
 
-def python_face() -> Face:
-    return JsonFace("python", [sys.executable, str(ROOT / "tests" / "nm" / "face_py.py")])
+def python_face(kernel: bool = False) -> Face:
+    return JsonFace("python", [sys.executable, str(ROOT / "tests" / "nm" / "face_py.py")],
+                    kernel)
 
 
-def c_face() -> Face | None:
+def c_face(kernel: bool = False) -> Face | None:
     """tests/c's apply_face program (built into build/c by `make -C tests/c`), under
-    valgrind when MPTCPSTATE_FACE_VALGRIND is set."""
+    valgrind when MPTCPSTATE_FACE_VALGRIND is set. A no-commit apply forks the rollback
+    timer, which lives on under valgrind: `--child-silent-after-fork` keeps valgrind's
+    report of it (and of the short-lived process between, which sees as lost what the
+    threads it does not have held) out of the result."""
     path = ROOT / "build" / "c" / "apply_face"
     if not os.access(path, os.X_OK):
         return None
-    prefix = [str(path)]
+    valgrind = None
     if os.environ.get("MPTCPSTATE_FACE_VALGRIND") and shutil.which("valgrind"):
-        prefix = ["valgrind", "-q", "--leak-check=full", "--errors-for-leak-kinds=definite",
-                  "--error-exitcode=99"] + prefix
-    return JsonFace("c", prefix)
+        valgrind = ["valgrind", "-q", "--leak-check=full", "--errors-for-leak-kinds=definite",
+                    "--error-exitcode=99", "--child-silent-after-fork=yes"]
+    return JsonFace("c", [str(path)], kernel, has_verify_timeout=False, valgrind=valgrind)

@@ -198,22 +198,26 @@ pub fn save(record: &Record) -> Result<PathBuf> {
 
 /// Reads a record file.
 pub fn read(path: &Path) -> Result<Record> {
-    let text = fs::read(path).map_err(|e| io_error("reading", path, e))?;
+    read_as(path, path)
+}
+
+/// Reads the record file at `path`, named `name` in errors (a claimed record is read
+/// under its claimed name, but the caller gave the other). A file that is not a record
+/// is the caller's mistake: `InvalidArgument`.
+fn read_as(path: &Path, name: &Path) -> Result<Record> {
+    let text = fs::read(path).map_err(|e| io_error("reading", name, e))?;
     let record: Record = serde_json::from_slice(&text).map_err(|e| {
-        Error::new(
-            ErrorKind::Kernel,
-            format!(
-                "{} is not an undo record of this library: {e}",
-                path.display()
-            ),
-        )
+        Error::invalid(format!(
+            "{} is not an undo record of this library: {e}",
+            name.display()
+        ))
     })?;
     if record.version != VERSION {
         return Err(Error::new(
             ErrorKind::NotSupported,
             format!(
                 "{} is an undo record of version {}; this library reads version {VERSION}",
-                path.display(),
+                name.display(),
                 record.version
             ),
         ));
@@ -265,6 +269,23 @@ fn reclaim_abandoned(dir: &Path, name: &str) -> Option<PathBuf> {
     let back = dir.join(original);
     fs::rename(dir.join(name), &back).ok()?;
     Some(back)
+}
+
+/// Whether the record at `path` (not there under its name) is claimed by a live process:
+/// its commit or rollback is under way, and puts the record back if it fails. A claim of
+/// a process that died is put back at once (pending again) and counts as none.
+pub fn claimed_by_live(path: &Path) -> bool {
+    let (Some(dir), Some(name)) = (path.parent(), path.file_name()) else {
+        return false;
+    };
+    let prefix = format!("{}.claimed-", name.to_string_lossy());
+    let Ok(entries) = fs::read_dir(dir) else {
+        return false;
+    };
+    entries.flatten().any(|entry| {
+        let claimed = entry.file_name().to_string_lossy().into_owned();
+        claimed.starts_with(&prefix) && reclaim_abandoned(dir, &claimed).is_none()
+    })
 }
 
 /// The pending record that goes with NetworkManager's checkpoint `path`.
@@ -319,7 +340,7 @@ pub fn claim(path: &Path) -> Result<Option<Claimed>> {
         Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
         Err(e) => return Err(io_error("taking the undo record", path, e)),
     }
-    match read(&claimed) {
+    match read_as(&claimed, path) {
         Ok(record) => Ok(Some(Claimed {
             path: path.to_path_buf(),
             claimed,

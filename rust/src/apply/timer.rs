@@ -39,24 +39,57 @@ pub fn spawn(path: &Path, deadline_ms: u64) -> Result<()> {
     let path = path.to_path_buf();
     let devnull = c"/dev/null";
 
+    // The intermediate child says through this pipe that the timer exists (one byte),
+    // not through its exit status: tools that run the caller (valgrind's
+    // --error-exitcode, for the leaks it finds in every forked child) rewrite that.
+    let mut pipe = [-1; 2];
+    // SAFETY: pipe2 into a local array.
+    if unsafe { libc::pipe2(pipe.as_mut_ptr(), libc::O_CLOEXEC) } != 0 {
+        return Err(Error::new(
+            ErrorKind::Kernel,
+            format!(
+                "starting the rollback timer: pipe failed: {}",
+                std::io::Error::last_os_error()
+            ),
+        ));
+    }
+    let [ready_r, ready_w] = pipe;
     // SAFETY: fork in a possibly multi-threaded process. The child only calls
     // async-signal-safe functions until the second fork; the grandchild runs code that
     // needs no lock another thread may hold (see the module's note) and leaves with _exit.
     let pid = unsafe { libc::fork() };
     if pid < 0 {
+        let e = std::io::Error::last_os_error();
+        // SAFETY: closing the pipe made above.
+        unsafe {
+            libc::close(ready_r);
+            libc::close(ready_w);
+        }
         return Err(Error::new(
             ErrorKind::Kernel,
-            format!(
-                "starting the rollback timer: fork failed: {}",
-                std::io::Error::last_os_error()
-            ),
+            format!("starting the rollback timer: fork failed: {e}"),
         ));
     }
     if pid > 0 {
-        let mut status = 0;
-        // SAFETY: waiting for the intermediate child this function made.
-        unsafe { libc::waitpid(pid, &mut status, 0) };
-        if !(libc::WIFEXITED(status) && libc::WEXITSTATUS(status) == 0) {
+        // SAFETY: the parent's end of the pipe, then waiting for the intermediate child
+        // this function made (its exit status is not looked at, see above).
+        let started = unsafe {
+            libc::close(ready_w);
+            let mut byte = 0u8;
+            let n = loop {
+                let n = libc::read(ready_r, (&mut byte as *mut u8).cast(), 1);
+                if !(n < 0
+                    && std::io::Error::last_os_error().kind() == std::io::ErrorKind::Interrupted)
+                {
+                    break n;
+                }
+            };
+            libc::close(ready_r);
+            let mut status = 0;
+            libc::waitpid(pid, &mut status, 0);
+            n == 1
+        };
+        if !started {
             return Err(Error::new(
                 ErrorKind::Kernel,
                 "starting the rollback timer: its process could not start",
@@ -68,11 +101,16 @@ pub fn spawn(path: &Path, deadline_ms: u64) -> Result<()> {
     // timer is nobody's child.
     // SAFETY: async-signal-safe calls in the child of fork.
     unsafe {
+        libc::close(ready_r);
         libc::setsid();
         let pid = libc::fork();
         if pid != 0 {
+            if pid > 0 {
+                libc::write(ready_w, b"1".as_ptr().cast(), 1);
+            }
             libc::_exit(if pid < 0 { 1 } else { 0 });
         }
+        libc::close(ready_w);
         // The timer: no inherited descriptors, standard streams on /dev/null.
         let null = libc::open(devnull.as_ptr(), libc::O_RDWR);
         if null >= 0 {
@@ -179,12 +217,16 @@ fn run(dir: &Path, dir_c: &CString, path: &Path, deadline_ms: u64) -> i32 {
         Ok(()) => format!("{name}: rolled back at its deadline"),
         Err(e) => format!("{name}: the rollback at its deadline failed: {e}"),
     };
-    claimed.release();
+    // Logged first: whoever sees the record gone finds what became of it.
     write_log(dir, &line, &log);
+    claimed.release();
     i32::from(outcome.is_err())
 }
 
-/// Waits until the deadline (true) or until the record is gone (false).
+/// Waits until the deadline (true) or until the record is gone (false): committed or
+/// rolled back. A record claimed by a commit or rollback that is under way is not gone
+/// yet: if that fails, it puts the record back, and the timer still rolls it back at its
+/// deadline (or at once, if that has passed meanwhile).
 fn wait(dir_c: &CString, path: &Path, deadline_ms: u64) -> bool {
     // SAFETY: plain syscalls on a descriptor this function owns.
     let fd = unsafe { libc::inotify_init1(libc::IN_CLOEXEC | libc::IN_NONBLOCK) };
@@ -199,15 +241,22 @@ fn wait(dir_c: &CString, path: &Path, deadline_ms: u64) -> bool {
         };
     }
     let due = loop {
-        if !path.exists() {
-            break false;
-        }
         let left = deadline_ms.saturating_sub(record::now_ms());
-        if left == 0 {
-            break true;
+        if path.exists() {
+            if left == 0 {
+                break true;
+            }
+        } else if !record::claimed_by_live(path) {
+            // Released by whoever claimed it, unless it came back meanwhile (a failed
+            // action's unclaim, or a dead claimer's record put back by the look above).
+            if !path.exists() {
+                break false;
+            }
+            continue;
         }
-        // At most a second between looks, also without inotify.
-        let slice = Duration::from_millis(left.min(1000));
+        // At most a second between looks, also without inotify (and while a claimer is
+        // at work: its release or unclaim wakes the poll up).
+        let slice = Duration::from_millis(if left == 0 { 1000 } else { left.min(1000) });
         if fd >= 0 {
             let mut pfd = libc::pollfd {
                 fd,

@@ -147,6 +147,11 @@ pub fn plan_interface(iface: &Interface, view: &View<'_>, log: &Log) -> Result<O
     Ok((!p.is_empty()).then_some(p))
 }
 
+/// A port for the log: `8080`, or `none`.
+fn port_text(port: Option<u16>) -> String {
+    port.map_or_else(|| "none".to_string(), |p| p.to_string())
+}
+
 /// The kernel-only backend runs no DHCP client and no SLAAC of its own.
 fn check_dynamic(iface: &Interface) -> Result<()> {
     let v4 = iface.ipv4.as_ref().is_some_and(|c| c.dhcp == Some(true));
@@ -268,11 +273,6 @@ fn desired_family(absent: bool, enabled: Option<bool>, listed: Desired) -> Desir
         return Some(Vec::new());
     }
     listed
-}
-
-/// An endpoint's port for the log: the number, or `none`.
-fn port_text(port: Option<u16>) -> String {
-    port.map_or_else(|| "none".to_string(), |p| p.to_string())
 }
 
 /// Plans the endpoint of one address.

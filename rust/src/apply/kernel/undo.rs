@@ -157,7 +157,7 @@ impl KernelUndo {
             Ok(()) => log_at!(log, Level::Debug, "rollback: {what}"),
             Err(e) => {
                 log_at!(log, Level::Error, "rollback: {what}: {}", e.msg());
-                first.get_or_insert(e);
+                first.get_or_insert(Error::new(e.kind(), format!("{what}: {}", e.msg())));
             }
         };
         let live: Vec<&LinkUndo> = self
