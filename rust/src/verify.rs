@@ -188,22 +188,11 @@ fn check_interface_with(
     let addrs: Vec<&Address> = kernel.addresses_of(link.index).collect();
 
     if iface.is_going_away() {
-        // NetworkManager removes the endpoints of a profile it deactivates; the kernel
-        // backend removes them and takes the link down (and, for `absent`, its addresses).
         if mode == Mode::KernelOnly {
-            if link.is_up() {
-                out.push(mismatch(format!("{name}: state"), "down", "up"));
-            }
-            if iface.state == Some(InterfaceState::Absent) {
-                for a in addrs.iter().filter(|a| is_configured(a)) {
-                    out.push(mismatch(
-                        format!("{name}: address {}/{}", a.address, a.prefix_len),
-                        "absent (interface absent)",
-                        "present",
-                    ));
-                }
-            }
+            check_going_away_kernel(iface, link, &addrs, endpoints, &mut out);
+            return out;
         }
+        // NetworkManager removes the endpoints of a profile it deactivates.
         for a in &addrs {
             if let Some(f) = endpoints.get(&a.address).filter(|f| !f.is_empty()) {
                 out.push(mismatch(
@@ -222,6 +211,57 @@ fn check_interface_with(
     check_addresses(iface, link, &addrs, &mut out);
     check_endpoints(iface, &addrs, endpoints, mode, &mut out);
     out
+}
+
+/// Kernel mode, `down` or `absent`: the link is down; `absent` leaves no configured address
+/// and no endpoint; `down` keeps the IPv4 addresses the state lists (the kernel drops a
+/// down link's IPv6 addresses itself) and the endpoints the state gives flags for, and no
+/// other.
+fn check_going_away_kernel(
+    iface: &Interface,
+    link: &Link,
+    addrs: &[&Address],
+    endpoints: &Endpoints,
+    out: &mut Vec<Mismatch>,
+) {
+    let name = &iface.name;
+    if link.is_up() {
+        out.push(mismatch(format!("{name}: state"), "down", "up"));
+    }
+    let absent = iface.state == Some(InterfaceState::Absent);
+    if absent {
+        for a in addrs.iter().filter(|a| is_configured(a)) {
+            out.push(mismatch(
+                format!("{name}: address {}/{}", a.address, a.prefix_len),
+                "absent (interface absent)",
+                "present",
+            ));
+        }
+    } else {
+        let v4_only = Interface {
+            ipv6: None,
+            ..iface.clone()
+        };
+        check_addresses(&v4_only, link, addrs, out);
+    }
+    for a in addrs {
+        let want = if absent {
+            MptcpFlags::EMPTY
+        } else {
+            desired_flags(iface, a, Mode::KernelOnly).unwrap_or(MptcpFlags::EMPTY)
+        };
+        if want.contains(MptcpFlag::Implicit) {
+            continue;
+        }
+        let have = endpoints.get(&a.address).unwrap_or_default();
+        if have != want {
+            out.push(mismatch(
+                format!("{name}: {}", a.address),
+                describe(Some(want)),
+                describe(Some(have)),
+            ));
+        }
+    }
 }
 
 /// Configuration, not the kernel's own: a permanent address that is not IPv6 link-local.

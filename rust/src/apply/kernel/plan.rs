@@ -13,9 +13,10 @@
 //! - addresses: per family, the state's list replaces the link's permanent addresses
 //!   (IPv6 link-local ones are the kernel's and stay); leases and privacy addresses are
 //!   never touched; a different prefix means delete and re-add;
-//! - `state: down`: no endpoints on the link, then link down; `state: absent`: the same,
-//!   and the link's configured addresses removed (what deleting its profile does through
-//!   NetworkManager).
+//! - `state: down`: no endpoints on the link (unless the state gives addresses flags:
+//!   those are honoured), then link down; `state: absent`: no endpoints, the link's
+//!   configured addresses removed (what deleting its profile does through
+//!   NetworkManager), link down.
 
 use std::collections::HashSet;
 use std::net::IpAddr;
@@ -93,9 +94,14 @@ pub fn plan_interface(iface: &Interface, view: &View<'_>, log: &Log) -> Result<O
             p.del_endpoints.push(e.clone());
         }
     }
-    let going_away = matches!(state, Some(InterfaceState::Down | InterfaceState::Absent));
+    let absent = state == Some(InterfaceState::Absent);
+    let down = state == Some(InterfaceState::Down);
     for (ip, temporary) in &after {
-        if going_away {
+        // `down` takes the link's endpoints away, as NetworkManager's deactivation does,
+        // unless the state gives the address flags: then they are honoured (show's output
+        // of a down link that has endpoints applies back unchanged).
+        let given = view.flags_after(iface, *ip);
+        if absent || (down && given.is_none()) {
             for e in own_endpoints(*ip) {
                 p.why.push(format!("endpoint {e}: the interface goes down"));
                 p.del_endpoints.push(e.clone());
@@ -105,7 +111,7 @@ pub fn plan_interface(iface: &Interface, view: &View<'_>, log: &Log) -> Result<O
         if ineligibility(*ip).is_some() || *temporary {
             continue;
         }
-        let Some(want) = view.flags_after(iface, *ip) else {
+        let Some(want) = given else {
             continue;
         };
         if want.contains(MptcpFlag::Implicit) {
@@ -536,6 +542,14 @@ mod tests {
         assert!(p.del_addresses.is_empty());
         let p = plan_of("interfaces:\n- name: eth1\n  state: absent\n", &kernel()).unwrap();
         assert_eq!(p.del_addresses.len(), 2, "{p:?}");
+        // Down with the flags the kernel has (show's output): only the link goes down.
+        let p = plan_of(
+            &BOTH.replace("- name: eth1\n", "- name: eth1\n  state: down\n"),
+            &kernel(),
+        )
+        .unwrap();
+        assert_eq!(p.link_up, Some(false));
+        assert!(p.del_endpoints.is_empty(), "{p:?}");
     }
 
     #[test]
