@@ -23,6 +23,9 @@ mod runtime;
 pub mod state;
 pub mod verify;
 
+#[cfg(test)]
+mod testkit;
+
 pub use apply::{apply, commit, rollback, ApplyOptions, ApplyOutcome, Progress};
 pub use check::{check, CheckOptions, Finding, Report, Severity};
 pub use error::{Error, ErrorKind, Result};

@@ -405,51 +405,25 @@ fn check_endpoints(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::netlink::{AddressFlags, AddressScope, Endpoint, Limits, OperState};
-    use crate::state::InterfaceType;
+    use crate::netlink::AddressFlags;
+    use crate::testkit::{self, addr, endpoint, link, PERM};
     use crate::Log;
 
+    /// eth1 with 192.0.2.2/24, 2001:db8::2/64 and fe80::1, and these endpoints (ids from 1).
     fn kernel(endpoints: &[(&str, u32)]) -> KernelState {
-        let addr = |ip: &str, prefix: u8| Address {
-            ifindex: 2,
-            address: ip.parse().unwrap(),
-            prefix_len: prefix,
-            flags: AddressFlags(AddressFlags::PERMANENT),
-            scope: AddressScope::Universe,
-            valid_lft: None,
-            preferred_lft: None,
-        };
-        KernelState {
-            links: vec![Link {
-                index: 2,
-                name: "eth1".into(),
-                iface_type: InterfaceType::Veth,
-                flags: 0x1,
-                oper_state: OperState::Up,
-            }],
-            addresses: vec![
-                addr("192.0.2.2", 24),
-                addr("2001:db8::2", 64),
-                addr("fe80::1", 64),
+        testkit::kernel(
+            vec![link(2, "eth1")],
+            vec![
+                addr(2, "192.0.2.2", PERM),
+                addr(2, "2001:db8::2", PERM),
+                addr(2, "fe80::1", PERM),
             ],
-            mptcp_enabled: Some(true),
-            limits: Some(Limits {
-                subflows: 2,
-                add_addr_accepted: 0,
-            }),
-            endpoints: endpoints
+            endpoints
                 .iter()
                 .enumerate()
-                .map(|(i, (ip, flags))| Endpoint {
-                    id: i as u8 + 1,
-                    address: ip.parse().unwrap(),
-                    port: None,
-                    flags: EndpointFlags(*flags),
-                    ifindex: Some(2),
-                })
+                .map(|(i, (ip, flags))| endpoint(i as u8 + 1, ip, *flags, Some(2)))
                 .collect(),
-            ..Default::default()
-        }
+        )
     }
 
     fn desired(yaml: &str) -> NetworkState {

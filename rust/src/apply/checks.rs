@@ -384,64 +384,7 @@ pub fn resulting_addresses(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::netlink::{Address, AddressFlags, AddressScope, Endpoint, Limits, OperState};
-    use crate::state::InterfaceType;
-
-    fn link(index: u32, name: &str) -> Link {
-        Link {
-            index,
-            name: name.into(),
-            iface_type: InterfaceType::Veth,
-            flags: 0x1,
-            oper_state: OperState::Up,
-        }
-    }
-
-    fn addr(ifindex: u32, ip: &str, flags: u32) -> Address {
-        Address {
-            ifindex,
-            address: ip.parse().unwrap(),
-            prefix_len: 24,
-            flags: AddressFlags(flags),
-            scope: AddressScope::Universe,
-            valid_lft: None,
-            preferred_lft: None,
-        }
-    }
-
-    const PERM: u32 = AddressFlags::PERMANENT;
-
-    /// eth1 (192.0.2.2, fe80::1) and eth2 with six flagged addresses.
-    fn kernel() -> KernelState {
-        let mut addresses = vec![addr(2, "192.0.2.2", PERM), addr(2, "fe80::1", PERM)];
-        let mut endpoints = Vec::new();
-        for i in 1..=6u8 {
-            let ip = format!("198.51.100.{i}");
-            addresses.push(addr(3, &ip, PERM));
-            endpoints.push(Endpoint {
-                id: i,
-                address: ip.parse().unwrap(),
-                port: None,
-                flags: EndpointFlags(EndpointFlags::SUBFLOW),
-                ifindex: Some(3),
-            });
-        }
-        KernelState {
-            links: vec![link(2, "eth1"), link(3, "eth2")],
-            addresses,
-            mptcp_enabled: Some(true),
-            limits: Some(Limits {
-                subflows: 2,
-                add_addr_accepted: 0,
-            }),
-            endpoints,
-            ..Default::default()
-        }
-    }
-
-    fn state(yaml: &str) -> NetworkState {
-        crate::state::parse(yaml, &Log::new()).unwrap()
-    }
+    use crate::testkit::{addr, endpoint, state, two_links_six_endpoints as kernel};
 
     #[test]
     fn the_budget_counts_endpoints_that_stay() {
@@ -497,13 +440,8 @@ mod tests {
     #[test]
     fn implicit_holds_only_where_the_kernel_has_it() {
         let mut k = kernel();
-        k.endpoints.push(Endpoint {
-            id: 9,
-            address: "192.0.2.2".parse().unwrap(),
-            port: None,
-            flags: EndpointFlags(EndpointFlags::IMPLICIT),
-            ifindex: None,
-        });
+        k.endpoints
+            .push(endpoint(9, "192.0.2.2", EndpointFlags::IMPLICIT, None));
         let yaml = |ip: &str| {
             format!(
                 "interfaces:\n- name: eth1\n  ipv4: {{address: [{{ip: {ip}, prefix-length: 24, mptcp-flags: [implicit]}}]}}\n"

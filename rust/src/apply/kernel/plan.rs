@@ -369,59 +369,26 @@ fn plan_endpoint(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::netlink::{KernelState, Limits, OperState};
-    use crate::state::{InterfaceType, NetworkState};
+    use crate::netlink::KernelState;
+    use crate::state::NetworkState;
+    use crate::testkit::{self, addr, endpoint, link, PERM, SIGNAL, SUBFLOW};
     use crate::verify::Mode;
 
-    const PERM: u32 = AddressFlags::PERMANENT;
-
+    /// eth1: two configured addresses with endpoints, a link-local one, a lease.
     fn kernel() -> KernelState {
-        let addr = |ip: &str, flags: u32| Address {
-            ifindex: 2,
-            address: ip.parse().unwrap(),
-            prefix_len: if ip.contains(':') { 64 } else { 24 },
-            flags: AddressFlags(flags),
-            scope: AddressScope::Universe,
-            valid_lft: None,
-            preferred_lft: None,
-        };
-        KernelState {
-            links: vec![Link {
-                index: 2,
-                name: "eth1".into(),
-                iface_type: InterfaceType::Veth,
-                flags: 0x1,
-                oper_state: OperState::Up,
-            }],
-            addresses: vec![
-                addr("192.0.2.2", PERM),
-                addr("192.0.2.3", PERM),
-                addr("fe80::1", PERM),
-                addr("192.0.2.77", 0),
+        testkit::kernel(
+            vec![link(2, "eth1")],
+            vec![
+                addr(2, "192.0.2.2", PERM),
+                addr(2, "192.0.2.3", PERM),
+                addr(2, "fe80::1", PERM),
+                addr(2, "192.0.2.77", 0),
             ],
-            mptcp_enabled: Some(true),
-            limits: Some(Limits {
-                subflows: 2,
-                add_addr_accepted: 0,
-            }),
-            endpoints: vec![
-                Endpoint {
-                    id: 1,
-                    address: "192.0.2.2".parse().unwrap(),
-                    port: None,
-                    flags: EndpointFlags(EndpointFlags::SUBFLOW),
-                    ifindex: Some(2),
-                },
-                Endpoint {
-                    id: 2,
-                    address: "192.0.2.3".parse().unwrap(),
-                    port: None,
-                    flags: EndpointFlags(EndpointFlags::SIGNAL),
-                    ifindex: Some(2),
-                },
+            vec![
+                endpoint(1, "192.0.2.2", SUBFLOW, Some(2)),
+                endpoint(2, "192.0.2.3", SIGNAL, Some(2)),
             ],
-            ..Default::default()
-        }
+        )
     }
 
     fn plan_of(yaml: &str, k: &KernelState) -> Option<IfacePlan> {

@@ -409,67 +409,8 @@ fn update_if_changed(iface: &Interface, p: &Profile, nm: &NmIface) -> Option<Wri
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::netlink::{
-        Address, AddressFlags, AddressScope, Endpoint, EndpointFlags, Limits, Link, OperState,
-    };
     use crate::nm::deactivation::NM_DEVICE_STATE_DISCONNECTED;
-    use crate::state::InterfaceType;
-
-    fn link(index: u32, name: &str) -> Link {
-        Link {
-            index,
-            name: name.into(),
-            iface_type: InterfaceType::Veth,
-            flags: 0x1,
-            oper_state: OperState::Up,
-        }
-    }
-
-    fn addr(ifindex: u32, ip: &str, prefix: u8, flags: u32) -> Address {
-        Address {
-            ifindex,
-            address: ip.parse().unwrap(),
-            prefix_len: prefix,
-            flags: AddressFlags(flags),
-            scope: AddressScope::Universe,
-            valid_lft: None,
-            preferred_lft: None,
-        }
-    }
-
-    const PERM: u32 = AddressFlags::PERMANENT;
-
-    /// eth1 (192.0.2.2, fe80::1) and eth2 with six flagged addresses.
-    fn kernel() -> KernelState {
-        let mut addresses = vec![addr(2, "192.0.2.2", 24, PERM), addr(2, "fe80::1", 64, PERM)];
-        let mut endpoints = Vec::new();
-        for i in 1..=6u8 {
-            let ip = format!("198.51.100.{i}");
-            addresses.push(addr(3, &ip, 24, PERM));
-            endpoints.push(Endpoint {
-                id: i,
-                address: ip.parse().unwrap(),
-                port: None,
-                flags: EndpointFlags(EndpointFlags::SUBFLOW),
-                ifindex: Some(3),
-            });
-        }
-        KernelState {
-            links: vec![link(2, "eth1"), link(3, "eth2")],
-            addresses,
-            mptcp_enabled: Some(true),
-            limits: Some(Limits {
-                subflows: 2,
-                add_addr_accepted: 0,
-            }),
-            endpoints,
-            ..Default::default()
-        }
-    }
-
-    fn state(yaml: &str) -> NetworkState {
-        crate::state::parse(yaml, &Log::new()).unwrap()
-    }
+    use crate::testkit::{state, two_links_six_endpoints as kernel};
 
     fn plan_of(
         yaml: &str,
