@@ -29,7 +29,8 @@ pub struct Facts {
     pub subflows: Vec<Subflow>,
     /// `rp_filter` as applied, by interface (those with IPv4 endpoints).
     pub rp_filter: HashMap<String, u8>,
-    /// PIDs of `mptcpd` processes in this network namespace.
+    /// PIDs of `mptcpd` processes in this network namespace; looked for only when a
+    /// finding can use them (`rules::wants_mptcpd`), empty otherwise.
     pub mptcpd: Vec<u32>,
     pub nm: Option<NmFacts>,
 }
@@ -80,7 +81,6 @@ pub async fn read(kernel_only: bool, log: &Log) -> Result<Facts> {
             }
         }
     }
-    facts.mptcpd = mptcpd_here();
     if !kernel_only && system_bus_present() {
         match read_nm_facts().await {
             Ok(nm) => facts.nm = Some(nm),
@@ -91,6 +91,10 @@ pub async fn read(kernel_only: bool, log: &Log) -> Result<Facts> {
                 e.msg()
             ),
         }
+    }
+    // Last: whether it is wanted depends on the path manager and NetworkManager's view.
+    if super::rules::wants_mptcpd(&facts) {
+        facts.mptcpd = mptcpd_here();
     }
     Ok(facts)
 }
@@ -119,8 +123,23 @@ fn mptcpd_here() -> Vec<u32> {
     dir.flatten()
         .filter_map(|e| e.file_name().to_str()?.parse::<u32>().ok())
         .filter(|pid| {
-            std::fs::read_to_string(format!("/proc/{pid}/comm")).is_ok_and(|c| c.trim() == "mptcpd")
+            comm_is(*pid, b"mptcpd")
                 && std::fs::read_link(format!("/proc/{pid}/ns/net")).is_ok_and(|n| n == ours)
         })
         .collect()
+}
+
+/// Whether process `pid`'s name is `name`: one read of /proc/PID/comm (at most 15 bytes
+/// and a newline), not read_to_string's stat and second read, as this runs for every
+/// process of the host.
+fn comm_is(pid: u32, name: &[u8]) -> bool {
+    use std::io::Read;
+    let Ok(mut file) = std::fs::File::open(format!("/proc/{pid}/comm")) else {
+        return false;
+    };
+    let mut buf = [0u8; 32];
+    match file.read(&mut buf) {
+        Ok(n) => buf[..n].strip_suffix(b"\n").unwrap_or(&buf[..n]) == name,
+        Err(_) => false,
+    }
 }
