@@ -67,20 +67,19 @@ pub async fn read(kernel_only: bool, log: &Log) -> Result<Facts> {
             Err(e) => log_at!(log, Level::Warn, "MPTCP sockets not read: {}", e.msg()),
         }
     }
-    for e in &facts.kernel.endpoints {
-        if !e.address.is_ipv4() {
-            continue;
-        }
-        let link = e
-            .ifindex
-            .and_then(|i| facts.kernel.link(i))
-            .or_else(|| facts.link_of(e.address));
-        if let Some(link) = link {
-            if let Some(v) = netlink::rp_filter(&link.name) {
-                facts.rp_filter.insert(link.name.clone(), v);
-            }
-        }
-    }
+    let links: Vec<&str> = facts
+        .kernel
+        .endpoints
+        .iter()
+        .filter(|e| e.address.is_ipv4())
+        .filter_map(|e| {
+            e.ifindex
+                .and_then(|i| facts.kernel.link(i))
+                .or_else(|| facts.link_of(e.address))
+        })
+        .map(|l| l.name.as_str())
+        .collect();
+    facts.rp_filter = netlink::rp_filters(links);
     if !kernel_only && system_bus_present() {
         match read_nm_facts().await {
             Ok(nm) => facts.nm = Some(nm),
