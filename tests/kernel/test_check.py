@@ -186,6 +186,75 @@ def test_userspace_path_manager_needs_its_daemon(cli, sb):
             daemon.wait()
 
 
+# A live connection over both paths: the server's address on the peer's lo, reachable
+# through each link (one route per link; the first is the initial subflow's).
+LIVE = {
+    "ipv4": {"server": "10.255.0.1", "bind": "0.0.0.0", "setup": (
+        "ip route add 10.255.0.1/32 via 10.1.1.1 dev eth1 metric 100\n"
+        "ip route add 10.255.0.1/32 via 10.2.2.1 dev eth2 metric 101\n"), "peer": (
+        "ip addr add 10.1.1.1/24 dev eth1\n"
+        "ip addr add 10.2.2.1/24 dev eth2\n"
+        "ip addr add 10.255.0.1/32 dev lo\n")},
+    # IPv6 sockets and subflows (the IPv6 sock_diag dumps); the IPv4 endpoints go.
+    "ipv6": {"server": "2001:db8:ff::1", "bind": "::", "setup": (
+        "ip -6 addr add 2001:db8:1::2/64 dev eth1 nodad\n"
+        "ip -6 addr add 2001:db8:2::2/64 dev eth2 nodad\n"
+        "ip mptcp endpoint flush\n"
+        "ip mptcp endpoint add 2001:db8:1::2 dev eth1 subflow\n"
+        "ip mptcp endpoint add 2001:db8:2::2 dev eth2 subflow\n"
+        "ip -6 route add 2001:db8:ff::1/128 via 2001:db8:1::1 dev eth1 metric 100\n"
+        "ip -6 route add 2001:db8:ff::1/128 via 2001:db8:2::1 dev eth2 metric 101\n"), "peer": (
+        "ip -6 addr add 2001:db8:1::1/64 dev eth1 nodad\n"
+        "ip -6 addr add 2001:db8:2::1/64 dev eth2 nodad\n"
+        "ip -6 addr add 2001:db8:ff::1/128 dev lo\n")},
+}
+
+
+@pytest.mark.parametrize("family", sorted(LIVE))
+def test_a_live_connection_and_its_subflows(cli, sb, family, tmp_path):
+    """A healthy connection with a subflow on each link: no finding, and the report lists
+    the connection with both subflows (from the kernel's sockets, over sock_diag)."""
+    live = LIVE[family]
+    sb.run("set -e\n" + live["setup"])
+    sb.peer_run("set -e\n" + live["peer"] + "ip mptcp limits set subflows 2 add_addr_accepted 2\n")
+    peer = os.path.join(os.path.dirname(__file__), "..", "harness", "mptcp_peer.py")
+    ready, status = tmp_path / "ready", tmp_path / "status.json"
+    procs = []
+    try:
+        procs.append(subprocess.Popen(
+            ["ip", "netns", "exec", sb.peer_netns, sys.executable, peer, "serve", "--port",
+             "5300", "--bind", live["bind"], "--once", "--timeout", "60",
+             "--ready-file", str(ready)], stdout=subprocess.DEVNULL))
+        sb.wait_for(ready.exists, timeout=10, what="the server listening")
+        procs.append(subprocess.Popen(
+            ["ip", "netns", "exec", sb.netns, sys.executable, peer, "send", "--to",
+             live["server"], "--port", "5300", "--bytes", "1000", "--hold", "30",
+             "--timeout", "60", "--sample-interval", "0.1", "--status-file", str(status)],
+            stdout=subprocess.DEVNULL))
+
+        def both_paths():
+            st = json.loads(status.read_text())
+            subs = st["subflows"] or []
+            return (st["phase"] == "holding" and st["mptcpi_subflows"] == 1 and len(subs) == 2
+                    and all(x["state"] == "ESTABLISHED" for x in subs))
+
+        sb.wait_for(both_paths, timeout=15, what="a connection with a subflow on each link")
+        status_code, findings, conns = check(cli, sb)
+        assert (status_code, findings) == (0, []), findings
+        [c] = conns
+        assert c["remote"].endswith(":5300") and live["server"] in c["remote"], c
+        assert not c["fallback"]
+        got = sorted((x["interface"], x["state"]) for x in c["subflows"])
+        assert got == [("eth1", "established"), ("eth2", "established")], c
+        assert c["local"] in [x["local"] for x in c["subflows"]], c  # the initial subflow
+        text = sb.run([cli, "check", "--kernel"]).stdout
+        assert text.startswith("no findings") and ": 2 subflow(s)" in text, text
+    finally:
+        for p in procs:
+            p.kill()
+            p.wait()
+
+
 def test_faces_agree(cli, sb):
     """The Python and C faces return the same findings as the CLI."""
     sb.run("ip mptcp limits set subflows 2 add_addr_accepted 0")

@@ -29,7 +29,8 @@ pub struct Facts {
     pub subflows: Vec<Subflow>,
     /// `rp_filter` as applied, by interface (those with IPv4 endpoints).
     pub rp_filter: HashMap<String, u8>,
-    /// PIDs of `mptcpd` processes in this network namespace.
+    /// PIDs of `mptcpd` processes in this network namespace; looked for only when a
+    /// finding can use them (`rules::wants_mptcpd`), empty otherwise.
     pub mptcpd: Vec<u32>,
     pub nm: Option<NmFacts>,
 }
@@ -66,21 +67,19 @@ pub async fn read(kernel_only: bool, log: &Log) -> Result<Facts> {
             Err(e) => log_at!(log, Level::Warn, "MPTCP sockets not read: {}", e.msg()),
         }
     }
-    for e in &facts.kernel.endpoints {
-        if !e.address.is_ipv4() {
-            continue;
-        }
-        let link = e
-            .ifindex
-            .and_then(|i| facts.kernel.link(i))
-            .or_else(|| facts.link_of(e.address));
-        if let Some(link) = link {
-            if let Some(v) = netlink::rp_filter(&link.name) {
-                facts.rp_filter.insert(link.name.clone(), v);
-            }
-        }
-    }
-    facts.mptcpd = mptcpd_here();
+    let links: Vec<&str> = facts
+        .kernel
+        .endpoints
+        .iter()
+        .filter(|e| e.address.is_ipv4())
+        .filter_map(|e| {
+            e.ifindex
+                .and_then(|i| facts.kernel.link(i))
+                .or_else(|| facts.link_of(e.address))
+        })
+        .map(|l| l.name.as_str())
+        .collect();
+    facts.rp_filter = netlink::rp_filters(links);
     if !kernel_only && system_bus_present() {
         match read_nm_facts().await {
             Ok(nm) => facts.nm = Some(nm),
@@ -91,6 +90,10 @@ pub async fn read(kernel_only: bool, log: &Log) -> Result<Facts> {
                 e.msg()
             ),
         }
+    }
+    // Last: whether it is wanted depends on the path manager and NetworkManager's view.
+    if super::rules::wants_mptcpd(&facts) {
+        facts.mptcpd = mptcpd_here();
     }
     Ok(facts)
 }
@@ -119,8 +122,23 @@ fn mptcpd_here() -> Vec<u32> {
     dir.flatten()
         .filter_map(|e| e.file_name().to_str()?.parse::<u32>().ok())
         .filter(|pid| {
-            std::fs::read_to_string(format!("/proc/{pid}/comm")).is_ok_and(|c| c.trim() == "mptcpd")
+            comm_is(*pid, b"mptcpd")
                 && std::fs::read_link(format!("/proc/{pid}/ns/net")).is_ok_and(|n| n == ours)
         })
         .collect()
+}
+
+/// Whether process `pid`'s name is `name`: one read of /proc/PID/comm (at most 15 bytes
+/// and a newline), not read_to_string's stat and second read, as this runs for every
+/// process of the host.
+fn comm_is(pid: u32, name: &[u8]) -> bool {
+    use std::io::Read;
+    let Ok(mut file) = std::fs::File::open(format!("/proc/{pid}/comm")) else {
+        return false;
+    };
+    let mut buf = [0u8; 32];
+    match file.read(&mut buf) {
+        Ok(n) => buf[..n].strip_suffix(b"\n").unwrap_or(&buf[..n]) == name,
+        Err(_) => false,
+    }
 }

@@ -104,10 +104,34 @@ fn rules(f: &Facts, out: &mut Vec<Finding>) {
     live_rules(f, out);
 }
 
+/// Whether a finding can use [`Facts::mptcpd`]: the userspace path manager is in charge,
+/// or NetworkManager handles some interface's endpoints. Only then does facts.rs look for
+/// `mptcpd` (a scan of /proc, as long as the host has processes).
+pub(super) fn wants_mptcpd(f: &Facts) -> bool {
+    userspace_pm(f) || !nm_handles(f).is_empty()
+}
+
+fn userspace_pm(f: &Facts) -> bool {
+    f.kernel.sysctls.path_manager.as_deref() == Some("userspace")
+}
+
+/// The interfaces whose endpoints NetworkManager handles (an applied profile whose
+/// `mptcp-flags` are not `disabled`), sorted.
+fn nm_handles(f: &Facts) -> Vec<&str> {
+    let mut names: Vec<&str> =
+        f.nm.iter()
+            .flat_map(|nm| nm.applied_flags.iter())
+            .filter(|(_, flags)| flags.is_some_and(|v| v & NM_MPTCP_FLAGS_DISABLED == 0))
+            .map(|(name, _)| name.as_str())
+            .collect();
+    names.sort_unstable();
+    names
+}
+
 /// Another path manager in charge. Returns whether the userspace one is (then the
 /// kernel's endpoints and limits do not matter).
 fn path_manager_rules(f: &Facts, out: &mut Vec<Finding>) -> bool {
-    let userspace = f.kernel.sysctls.path_manager.as_deref() == Some("userspace");
+    let userspace = userspace_pm(f);
     if userspace && f.mptcpd.is_empty() {
         out.push(
             finding(
@@ -123,15 +147,8 @@ fn path_manager_rules(f: &Facts, out: &mut Vec<Finding>) -> bool {
         );
     }
     if !f.mptcpd.is_empty() {
-        let nm_handles: Vec<&str> =
-            f.nm.iter()
-                .flat_map(|nm| nm.applied_flags.iter())
-                .filter(|(_, flags)| flags.is_some_and(|v| v & NM_MPTCP_FLAGS_DISABLED == 0))
-                .map(|(name, _)| name.as_str())
-                .collect();
-        if !nm_handles.is_empty() {
-            let mut names = nm_handles.clone();
-            names.sort();
+        let names = nm_handles(f);
+        if !names.is_empty() {
             out.push(
                 finding(
                     "mptcpd-beside-networkmanager",

@@ -4,7 +4,7 @@
 //! /proc/net follows the process's main thread, not the calling thread:
 //! /proc/thread-self/net is the calling thread's namespace.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::io;
 
 use crate::{Error, ErrorKind, Result};
@@ -42,9 +42,10 @@ fn parse_netstat(text: &str, section: &str) -> BTreeMap<String, u64> {
         .collect()
 }
 
-/// `net.ipv4.conf.<ifname>.rp_filter` as the kernel applies it: the larger of the
-/// interface's and `all`'s; `None` when unreadable.
-pub fn rp_filter(ifname: &str) -> Option<u8> {
+/// `net.ipv4.conf.<ifname>.rp_filter` of each interface as the kernel applies it: the
+/// larger of the interface's and `all`'s (read once); interfaces whose own is unreadable
+/// are left out.
+pub fn rp_filters<'a>(ifnames: impl IntoIterator<Item = &'a str>) -> HashMap<String, u8> {
     let read = |name: &str| -> Option<u8> {
         std::fs::read_to_string(format!("/proc/sys/net/ipv4/conf/{name}/rp_filter"))
             .ok()?
@@ -52,8 +53,18 @@ pub fn rp_filter(ifname: &str) -> Option<u8> {
             .parse()
             .ok()
     };
-    let own = read(ifname)?;
-    Some(own.max(read("all").unwrap_or(0)))
+    let mut out = HashMap::new();
+    let mut all = None;
+    for name in ifnames {
+        if out.contains_key(name) {
+            continue;
+        }
+        if let Some(own) = read(name) {
+            let all = *all.get_or_insert_with(|| read("all").unwrap_or(0));
+            out.insert(name.to_string(), own.max(all));
+        }
+    }
+    out
 }
 
 #[cfg(test)]

@@ -60,7 +60,7 @@ use crate::{log_at, Error, ErrorKind, Result};
 use route::Route;
 
 pub use addresses::{Address, AddressFlags, AddressScope};
-pub use counters::{mptcp_counters, rp_filter};
+pub use counters::{mptcp_counters, rp_filters};
 pub use diag::{
     read_connections, MptcpConnection, MptcpInfo, Subflow, MPTCP_INFO_FLAG_FALLBACK,
     TCP_ESTABLISHED, TCP_SYN_SENT,

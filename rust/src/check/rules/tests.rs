@@ -230,6 +230,30 @@ fn path_managers() {
 }
 
 #[test]
+fn mptcpd_is_looked_for_only_where_a_finding_uses_it() {
+    let mut f = healthy();
+    assert!(!wants_mptcpd(&f), "kernel path manager, no NetworkManager");
+    f.nm = Some(NmFacts {
+        version: "1.42.4".into(),
+        applied_flags: [
+            ("eth1".to_string(), Some(NM_MPTCP_FLAGS_DISABLED)),
+            ("eth2".to_string(), None),
+        ]
+        .into_iter()
+        .collect(),
+    });
+    assert!(!wants_mptcpd(&f), "NetworkManager handles no endpoint");
+    f.nm.as_mut()
+        .unwrap()
+        .applied_flags
+        .insert("eth3".into(), Some(0x28));
+    assert!(wants_mptcpd(&f), "NetworkManager handles eth3's endpoints");
+    f.nm = None;
+    f.kernel.sysctls.path_manager = Some("userspace".into());
+    assert!(wants_mptcpd(&f), "the userspace path manager");
+}
+
+#[test]
 fn networkmanagers_default_flags_without_endpoints() {
     let mut f = healthy();
     f.kernel.endpoints.truncate(1);
