@@ -559,8 +559,31 @@ fn live_rules(f: &Facts, out: &mut Vec<Finding>) {
             ),
         ));
     }
-    // Joins waiting for an answer now.
+    // Joins waiting for an answer now: a join whose SYN timed out at least once (no
+    // answer within the first retransmission timeout, 1 s), from an address that carries
+    // nothing else of its connection. A join that is only a round trip old is not
+    // evidence yet; and with subflow endpoints on separate networks the kernel also
+    // tries each endpoint towards the peer's first address, which another network never
+    // answers, while the same address reaches the peer over the address the peer
+    // announced: that path is in use, and saying it gets no answer would mislead.
     for s in f.subflows.iter().filter(|s| s.state == TCP_SYN_SENT) {
+        if s.retransmits == 0 {
+            continue;
+        }
+        let conn = f
+            .connections
+            .iter()
+            .find(|c| s.token.is_some() && c.info.map(|i| i.token) == s.token);
+        if conn.is_some_and(|c| c.local == s.local) {
+            // The connection's own first subflow: not a join.
+            continue;
+        }
+        let carried = f.subflows.iter().any(|o| {
+            o.token == s.token && o.state == TCP_ESTABLISHED && o.local.ip() == s.local.ip()
+        });
+        if carried {
+            continue;
+        }
         let name = ifname_of_subflow(f, s.local.ip(), s.ifindex);
         let from = name.map_or(String::new(), |n| format!(" ({n})"));
         out.push(
@@ -568,11 +591,15 @@ fn live_rules(f: &Facts, out: &mut Vec<Finding>) {
                 "join-unanswered",
                 Severity::Warning,
                 format!(
-                    "a join from {}{from} to {} gets no answer: {} may not be reachable from \
-                     {}; while it waits it holds a slot of the subflows limit",
+                    "a join from {}{from} to {} gets no answer (its SYN timed out {} \
+                     time(s)): {} may not be reachable from {}, and no other subflow of \
+                     this connection uses {}; while it waits it holds a slot of the \
+                     subflows limit",
                     s.local.ip(),
                     s.remote,
+                    s.retransmits,
                     s.remote.ip(),
+                    s.local.ip(),
                     s.local.ip()
                 ),
             )

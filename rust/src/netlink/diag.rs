@@ -5,8 +5,9 @@
 //! request's 8-bit protocol field, so it travels in an `INET_DIAG_REQ_PROTOCOL` attribute
 //! after the request), each with its `struct mptcp_info`; and the TCP sockets, of which
 //! those with the `mptcp` upper-layer protocol are subflows, each with the tokens and
-//! endpoint ids the kernel gives them (`INET_DIAG_ULP_INFO`, CAP_NET_ADMIN only). A
-//! subflow belongs to the connection whose token is its local token.
+//! endpoint ids the kernel gives them (`INET_DIAG_ULP_INFO`, CAP_NET_ADMIN only) and the
+//! retransmission count of their `tcp_info`. A subflow belongs to the connection whose
+//! token is its local token.
 
 use std::net::{IpAddr, SocketAddr};
 
@@ -103,6 +104,10 @@ pub struct Subflow {
     pub local_id: Option<u8>,
     pub remote_id: Option<u8>,
     pub flags: u32,
+    /// `tcpi_retransmits` of its `tcp_info`: how many times in a row its retransmission
+    /// timer fired without an answer (for a SYN-SENT subflow: the SYN timed out, at 1 s
+    /// first). 0 when the kernel gave no `tcp_info`.
+    pub retransmits: u8,
 }
 
 /// TCP states of a socket that exists for a connection (everything but LISTEN).
@@ -223,6 +228,15 @@ pub async fn read_connections() -> Result<(Vec<MptcpConnection>, Vec<Subflow>)> 
                         s.remote = addr(id.destination_address, id.destination_port);
                         s.state = r.header.state;
                         s.ifindex = id.interface_id;
+                        // struct tcp_info: state, ca_state, retransmits, ...
+                        s.retransmits = r
+                            .nlas
+                            .iter()
+                            .find_map(|n| match n {
+                                Nla::TcpInfo(bytes) => bytes.get(2).copied(),
+                                _ => None,
+                            })
+                            .unwrap_or(0);
                         subflows.push(s);
                     }
                 }
@@ -248,6 +262,7 @@ fn parse_ulp(value: &[u8]) -> Option<Subflow> {
         local_id: None,
         remote_id: None,
         flags: 0,
+        retransmits: 0,
     };
     for nla in NlasIterator::new(value).flatten() {
         match nla.kind() & NLA_TYPE_MASK {

@@ -271,6 +271,7 @@ fn live_evidence() {
             local_id: Some(0),
             remote_id: Some(0),
             flags: 0,
+            retransmits: 0,
         },
         Subflow {
             local: "10.2.2.2:40001".parse().unwrap(),
@@ -282,6 +283,7 @@ fn live_evidence() {
             local_id: Some(2),
             remote_id: Some(0),
             flags: 0,
+            retransmits: 1,
         },
     ];
     f.counters.insert("MPJoinSynTxConnectErr".into(), 2);
@@ -298,7 +300,9 @@ fn live_evidence() {
         .find(|x| x.code == "join-unanswered")
         .unwrap();
     assert!(
-        stuck.message.contains("10.2.2.2 (eth2) to 10.1.1.1:80"),
+        stuck
+            .message
+            .contains("10.2.2.2 (eth2) to 10.1.1.1:80 gets no answer (its SYN timed out 1"),
         "{stuck:?}"
     );
     assert_eq!(r.connections.len(), 1);
@@ -314,4 +318,59 @@ fn live_evidence() {
         ..info
     });
     assert!(codes(&f).contains(&"fallback-to-tcp"));
+}
+
+/// A join is "unanswered" only when its SYN timed out at least once and nothing else of
+/// its connection uses its local address: on separate networks the kernel also tries
+/// each subflow endpoint towards the peer's first address, which never answers there,
+/// while the same local address carries a subflow to the address the peer announced.
+#[test]
+fn join_unanswered_needs_a_timeout_and_an_unused_address() {
+    let sub = |local: &str, remote: &str, state: u8, retransmits: u8| Subflow {
+        local: local.parse().unwrap(),
+        remote: remote.parse().unwrap(),
+        state,
+        ifindex: 0,
+        token: Some(7),
+        remote_token: None,
+        local_id: None,
+        remote_id: None,
+        flags: 0,
+        retransmits,
+    };
+    let mut f = healthy();
+    f.connections = vec![MptcpConnection {
+        local: "10.1.1.2:40000".parse().unwrap(),
+        remote: "10.1.1.1:80".parse().unwrap(),
+        state: TCP_ESTABLISHED,
+        info: Some(MptcpInfo {
+            token: 7,
+            subflows: 2,
+            ..MptcpInfo::default()
+        }),
+    }];
+    let first = sub("10.1.1.2:40000", "10.1.1.1:80", TCP_ESTABLISHED, 0);
+    let stuck = sub("10.2.2.2:40001", "10.1.1.1:80", TCP_SYN_SENT, 0);
+    let used = sub("10.2.2.2:40002", "10.2.2.1:80", TCP_ESTABLISHED, 0);
+    // A join a round trip old: no finding yet.
+    f.subflows = vec![first.clone(), stuck.clone()];
+    assert_eq!(codes(&f), Vec::<&str>::new());
+    // Its SYN timed out once: unanswered.
+    let timed_out = Subflow {
+        retransmits: 1,
+        ..stuck.clone()
+    };
+    f.subflows = vec![first.clone(), timed_out.clone()];
+    assert_eq!(codes(&f), vec!["join-unanswered"]);
+    // The same address carries another subflow of the connection: the path is in use.
+    f.subflows = vec![first.clone(), timed_out.clone(), used];
+    assert_eq!(codes(&f), Vec::<&str>::new());
+    // A connection whose own first subflow waits is not a join.
+    f.connections[0].state = TCP_SYN_SENT;
+    f.subflows = vec![Subflow {
+        state: TCP_SYN_SENT,
+        retransmits: 2,
+        ..first
+    }];
+    assert_eq!(codes(&f), Vec::<&str>::new());
 }
