@@ -615,9 +615,11 @@ fn live_rules(f: &Facts, out: &mut Vec<Finding>) {
         .filter(|e| e.flags.contains(EndpointFlags::SUBFLOW))
         .map(|e| e.address)
         .collect();
+    // With a subflows limit of 0, subflows-limit-zero says why.
+    let no_room = f.kernel.limits.is_some_and(|l| l.subflows == 0);
     for conn in &f.connections {
         let Some(info) = conn.info else { continue };
-        if conn.state != TCP_ESTABLISHED || info.fell_back() || info.subflows > 0 {
+        if conn.state != TCP_ESTABLISHED || info.fell_back() || info.subflows > 0 || no_room {
             continue;
         }
         let others: Vec<String> = subflow_eps
@@ -633,10 +635,16 @@ fn live_rules(f: &Facts, out: &mut Vec<Finding>) {
             Severity::Warning,
             format!(
                 "connection {} -> {} runs on one subflow, though this host has subflow \
-                 endpoints ({}) that could add more",
+                 endpoints ({}): no join from them is open now (a join that failed or was \
+                 refused is not tried again on this connection){}",
                 conn.local,
                 conn.remote,
-                others.join(", ")
+                others.join(", "),
+                if info.add_addr_accepted == 0 {
+                    ", and it uses no address the peer announced"
+                } else {
+                    ""
+                }
             ),
         ));
     }

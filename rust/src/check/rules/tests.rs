@@ -318,6 +318,25 @@ fn live_evidence() {
         ..info
     });
     assert!(codes(&f).contains(&"fallback-to-tcp"));
+    // One subflow, the join gone: what happened, and no advice to raise a limit.
+    f.connections[0].info = Some(info);
+    f.subflows.truncate(1);
+    f.counters.clear();
+    let r = report(&f);
+    assert_eq!(codes(&f), vec!["single-subflow"]);
+    assert!(
+        r.findings[0].message.contains(
+            "though this host has subflow endpoints (10.2.2.2): no join from them is open now"
+        ),
+        "{:?}",
+        r.findings[0]
+    );
+    // A subflows limit of 0: subflows-limit-zero says why, single-subflow does not repeat it.
+    f.kernel.limits = Some(Limits {
+        subflows: 0,
+        add_addr_accepted: 2,
+    });
+    assert_eq!(codes(&f), vec!["subflows-limit-zero"]);
 }
 
 /// A join is "unanswered" only when its SYN timed out at least once and nothing else of
