@@ -409,10 +409,24 @@ fn endpoint_rules(f: &Facts, out: &mut Vec<Finding>) {
         .filter(configured)
         .filter_map(|e| endpoint_link(f, e).map(|l| l.index))
         .collect();
+    // The kernel makes subflows through an implicit endpoint when it joins an address a
+    // peer announced: with no room for additional subflows, or no announced address
+    // accepted, it cannot do so again, and the entry it left is moot unless a subflow
+    // still uses it.
+    let usable = k
+        .limits
+        .is_none_or(|l| l.subflows > 0 && l.add_addr_accepted > 0);
     for e in k.endpoints.iter().filter(|e| !configured(e)) {
         let Some(l) = endpoint_link(f, e) else {
             continue;
         };
+        let in_use = f
+            .subflows
+            .iter()
+            .any(|s| s.local.ip() == e.address && s.state == TCP_ESTABLISHED);
+        if !usable && !in_use {
+            continue;
+        }
         let nm_off =
             f.nm.as_ref()
                 .and_then(|nm| nm.applied_flags.get(&l.name))

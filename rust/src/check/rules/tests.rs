@@ -212,6 +212,36 @@ fn implicit_endpoint_on_an_interface_without_endpoints() {
     let r = report(&f);
     assert_eq!(codes(&f), vec!["implicit-endpoint"]);
     assert_eq!(r.findings[0].interface.as_deref(), Some("eth2"));
+    // Its fix applied (no announced address accepted): the kernel cannot use it again.
+    f.kernel.limits = Some(Limits {
+        subflows: 2,
+        add_addr_accepted: 0,
+    });
+    assert_eq!(codes(&f), vec!["add-addr-accepted-zero"]);
+    // ... unless a subflow still runs from it.
+    f.subflows = vec![Subflow {
+        local: "10.2.2.2:40001".parse().unwrap(),
+        remote: "10.2.2.1:80".parse().unwrap(),
+        state: TCP_ESTABLISHED,
+        ifindex: 0,
+        token: Some(7),
+        remote_token: None,
+        local_id: Some(2),
+        remote_id: Some(1),
+        flags: 0,
+        retransmits: 0,
+    }];
+    assert_eq!(
+        codes(&f),
+        vec!["add-addr-accepted-zero", "implicit-endpoint"]
+    );
+    // No room for additional subflows at all: subflows-limit-zero says so.
+    f.subflows.clear();
+    f.kernel.limits = Some(Limits {
+        subflows: 0,
+        add_addr_accepted: 1,
+    });
+    assert_eq!(codes(&f), vec!["subflows-limit-zero"]);
 }
 
 #[test]
