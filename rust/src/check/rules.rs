@@ -126,7 +126,8 @@ fn path_manager_rules(f: &Facts, out: &mut Vec<Finding>) -> bool {
         let nm_handles: Vec<&str> =
             f.nm.iter()
                 .flat_map(|nm| nm.applied_flags.iter())
-                .filter(|(_, flags)| flags.is_some_and(|v| v & NM_MPTCP_FLAGS_DISABLED == 0))
+                .filter_map(|(name, flags)| Some((name, (*flags)?)))
+                .filter(|(name, flags)| nm_manages_endpoints(f, name, *flags))
                 .map(|(name, _)| name.as_str())
                 .collect();
         if !nm_handles.is_empty() {
@@ -154,6 +155,31 @@ fn path_manager_rules(f: &Facts, out: &mut Vec<Finding>) -> bool {
         }
     }
     userspace
+}
+
+/// Whether NetworkManager manages the MPTCP endpoints of an interface whose applied
+/// profile has these `connection.mptcp-flags`: not disabled, and an address it would give
+/// an endpoint (loopback and link-local ones get none); with the default flags (0), only
+/// where it did add one (the default adds none without a default route).
+fn nm_manages_endpoints(f: &Facts, name: &str, flags: u32) -> bool {
+    if flags & NM_MPTCP_FLAGS_DISABLED != 0 {
+        return false;
+    }
+    let Some(link) = f.kernel.links.iter().find(|l| l.name == name) else {
+        return false;
+    };
+    let addrs: Vec<IpAddr> = f
+        .kernel
+        .addresses_of(link.index)
+        .filter(|a| ineligibility(a.address).is_none())
+        .map(|a| a.address)
+        .collect();
+    !addrs.is_empty()
+        && (flags != 0
+            || f.kernel
+                .endpoints
+                .iter()
+                .any(|e| configured(&e) && addrs.contains(&e.address)))
 }
 
 fn limit_rules(f: &Facts, out: &mut Vec<Finding>) {

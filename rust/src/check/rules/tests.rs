@@ -257,6 +257,42 @@ fn path_managers() {
         applied_flags: [("eth1".to_string(), Some(0x28))].into_iter().collect(),
     });
     assert_eq!(codes(&f), vec!["mptcpd-beside-networkmanager"]);
+    // NM's own interfaces are those it gives endpoints: not loopback, and with the
+    // default flags (0) only where it added one.
+    f.kernel.links.push(link(1, "lo"));
+    f.kernel.addresses.push(Address {
+        scope: AddressScope::Host,
+        prefix_len: 8,
+        ..addr(1, "127.0.0.1", PERM)
+    });
+    f.kernel.endpoints.truncate(1);
+    f.nm = Some(NmFacts {
+        version: "1.42.4".into(),
+        applied_flags: [
+            ("eth1".to_string(), Some(0)),
+            ("eth2".to_string(), Some(0)),
+            ("lo".to_string(), Some(0)),
+        ]
+        .into_iter()
+        .collect(),
+    });
+    let r = report(&f);
+    let m: Vec<&Finding> = r
+        .findings
+        .iter()
+        .filter(|x| x.code == "mptcpd-beside-networkmanager")
+        .collect();
+    assert_eq!(m.len(), 1, "{:#?}", r.findings);
+    assert!(
+        m[0].message
+            .contains("manages the MPTCP endpoints of eth1: "),
+        "{m:?}"
+    );
+    f.nm.as_mut()
+        .unwrap()
+        .applied_flags
+        .insert("eth1".into(), Some(NM_MPTCP_FLAGS_DISABLED));
+    assert!(!codes(&f).contains(&"mptcpd-beside-networkmanager"));
 }
 
 #[test]
