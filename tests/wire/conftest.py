@@ -1,10 +1,12 @@
-"""Kernel-only apply on real MPTCP traffic: the library configures both ends of a
-tests/harness WireBed (client = the sandbox netns, server = the peer netns) through
-`mptcpstatectl apply --kernel`, run inside that namespace, and the tests read what the
-kernel did with connections made by mptcp_peer.py.
+"""The library on real MPTCP traffic: it configures both ends of a tests/harness WireBed
+(client = the sandbox netns, server = the peer netns) through `mptcpstatectl apply`, run
+inside that namespace (kernel-only with `--kernel`; through the bed's private
+NetworkManager on the client of `nm_bed`), and the tests read what the kernel did with
+connections made by mptcp_peer.py, and what `check` says about it.
 
-Needs root, `ip`, `tc`, `ss` and an MPTCP kernel: skipped otherwise, or failed when
-MPTCPSTATE_REQUIRE_KERNEL is set. Nothing runs in the root network namespace.
+Needs root, `ip`, `tc`, `ss` and an MPTCP kernel (and for `nm_bed` NetworkManager, nmcli,
+dbus-daemon): skipped otherwise, or failed when MPTCPSTATE_REQUIRE_KERNEL (or
+MPTCPSTATE_REQUIRE_NM) is set. Nothing runs in the root network namespace.
 """
 from __future__ import annotations
 
@@ -35,6 +37,16 @@ def require_kernel():
         why = "the kernel has no MPTCP"
     if why:
         if os.environ.get("MPTCPSTATE_REQUIRE_KERNEL"):
+            pytest.fail(why)
+        pytest.skip(why)
+
+
+def require_nm():
+    missing = [b for b in ("nmcli", "NetworkManager", "dbus-daemon", "unshare")
+               if shutil.which(b) is None]
+    if missing:
+        why = f"needs {', '.join(missing)} for a real NetworkManager on the client"
+        if os.environ.get("MPTCPSTATE_REQUIRE_NM") or os.environ.get("MPTCPSTATE_REQUIRE_KERNEL"):
             pytest.fail(why)
         pytest.skip(why)
 
@@ -97,6 +109,30 @@ class Lib:
         text = state if isinstance(state, str) else json.dumps(state)
         return self.run(side, "-v", "apply", "--kernel", *args, "-", input=text, check=check)
 
+    def apply_nm(self, state: dict | str, *args: str,
+                 check: bool = True) -> subprocess.CompletedProcess:
+        """`mptcpstatectl -v apply -` (NetworkManager mode) of a state in the client, whose
+        NetworkManager is the bed's (nm_bed)."""
+        text = state if isinstance(state, str) else json.dumps(state)
+        return self.run("client", "-v", "apply", *args, "-", input=text, check=check)
+
+    def check(self, side: str, *names: str, kernel: bool | None = None):
+        """`check --json [--kernel] [NAMES]` in that side: (exit status, findings,
+        connections). kernel=None: kernel-only on the server, NetworkManager's view too
+        on the client."""
+        kernel = (side == "server") if kernel is None else kernel
+        proc = self.run(side, "check", "--json", *(["--kernel"] if kernel else []), *names,
+                        check=False)
+        assert proc.returncode in (0, 10), f"check: exit {proc.returncode}: {proc.stderr}"
+        report = json.loads(proc.stdout)
+        assert proc.returncode == (10 if any(f["severity"] == "error"
+                                             for f in report["findings"]) else 0)
+        return proc.returncode, report["findings"], report["connections"]
+
+    def check_text(self, side: str, *args: str) -> str:
+        """`check` as a person reads it (for the printed figures)."""
+        return self.run(side, "check", *args, check=False).stdout
+
     def show(self, side: str, *names: str, json_out: bool = True):
         """`show --kernel [NAMES]`: parsed JSON, or the YAML text."""
         out = self.run(side, "show", "--kernel", *(["--json"] if json_out else []),
@@ -150,7 +186,21 @@ def bed(cli, kernel_dump_exe):
     At the end no undo record may be pending in either namespace; the namespaces'
     record directories go with the bed."""
     require_kernel()
-    b = WireBed()
+    yield from _bed(cli, kernel_dump_exe, nm=False)
+
+
+@pytest.fixture
+def nm_bed(cli, kernel_dump_exe):
+    """`bed`, with a private NetworkManager managing the client's eth1 and eth2 (no
+    addresses on them: the test's NetworkManager profiles give them). The server has no
+    NetworkManager."""
+    require_kernel()
+    require_nm()
+    yield from _bed(cli, kernel_dump_exe, nm=True)
+
+
+def _bed(cli, kernel_dump_exe, nm: bool):
+    b = WireBed(nm=nm)
     b.start()
     MADE.append((b.sb.name, b.sb.netns))
     dirs = [record_dir(ns) for ns in (b.sb.netns, b.sb.peer_netns)]

@@ -115,13 +115,14 @@ fn userspace_pm(f: &Facts) -> bool {
     f.kernel.sysctls.path_manager.as_deref() == Some("userspace")
 }
 
-/// The interfaces whose endpoints NetworkManager handles (an applied profile whose
-/// `mptcp-flags` are not `disabled`), sorted.
+/// The interfaces whose endpoints NetworkManager really handles (see
+/// [`nm_manages_endpoints`]), sorted.
 fn nm_handles(f: &Facts) -> Vec<&str> {
     let mut names: Vec<&str> =
         f.nm.iter()
             .flat_map(|nm| nm.applied_flags.iter())
-            .filter(|(_, flags)| flags.is_some_and(|v| v & NM_MPTCP_FLAGS_DISABLED == 0))
+            .filter_map(|(name, flags)| Some((name, (*flags)?)))
+            .filter(|(name, flags)| nm_manages_endpoints(f, name, *flags))
             .map(|(name, _)| name.as_str())
             .collect();
     names.sort_unstable();
@@ -171,6 +172,31 @@ fn path_manager_rules(f: &Facts, out: &mut Vec<Finding>) -> bool {
         }
     }
     userspace
+}
+
+/// Whether NetworkManager manages the MPTCP endpoints of an interface whose applied
+/// profile has these `connection.mptcp-flags`: not disabled, and an address it would give
+/// an endpoint (loopback and link-local ones get none); with the default flags (0), only
+/// where it did add one (the default adds none without a default route).
+fn nm_manages_endpoints(f: &Facts, name: &str, flags: u32) -> bool {
+    if flags & NM_MPTCP_FLAGS_DISABLED != 0 {
+        return false;
+    }
+    let Some(link) = f.kernel.links.iter().find(|l| l.name == name) else {
+        return false;
+    };
+    let addrs: Vec<IpAddr> = f
+        .kernel
+        .addresses_of(link.index)
+        .filter(|a| ineligibility(a.address).is_none())
+        .map(|a| a.address)
+        .collect();
+    !addrs.is_empty()
+        && (flags != 0
+            || f.kernel
+                .endpoints
+                .iter()
+                .any(|e| configured(&e) && addrs.contains(&e.address)))
 }
 
 fn limit_rules(f: &Facts, out: &mut Vec<Finding>) {
@@ -426,10 +452,24 @@ fn endpoint_rules(f: &Facts, out: &mut Vec<Finding>) {
         .filter(configured)
         .filter_map(|e| endpoint_link(f, e).map(|l| l.index))
         .collect();
+    // The kernel makes subflows through an implicit endpoint when it joins an address a
+    // peer announced: with no room for additional subflows, or no announced address
+    // accepted, it cannot do so again, and the entry it left is moot unless a subflow
+    // still uses it.
+    let usable = k
+        .limits
+        .is_none_or(|l| l.subflows > 0 && l.add_addr_accepted > 0);
     for e in k.endpoints.iter().filter(|e| !configured(e)) {
         let Some(l) = endpoint_link(f, e) else {
             continue;
         };
+        let in_use = f
+            .subflows
+            .iter()
+            .any(|s| s.local.ip() == e.address && s.state == TCP_ESTABLISHED);
+        if !usable && !in_use {
+            continue;
+        }
         let nm_off =
             f.nm.as_ref()
                 .and_then(|nm| nm.applied_flags.get(&l.name))
@@ -576,8 +616,31 @@ fn live_rules(f: &Facts, out: &mut Vec<Finding>) {
             ),
         ));
     }
-    // Joins waiting for an answer now.
+    // Joins waiting for an answer now: a join whose SYN timed out at least once (no
+    // answer within the first retransmission timeout, 1 s), from an address that carries
+    // nothing else of its connection. A join that is only a round trip old is not
+    // evidence yet; and with subflow endpoints on separate networks the kernel also
+    // tries each endpoint towards the peer's first address, which another network never
+    // answers, while the same address reaches the peer over the address the peer
+    // announced: that path is in use, and saying it gets no answer would mislead.
     for s in f.subflows.iter().filter(|s| s.state == TCP_SYN_SENT) {
+        if s.retransmits == 0 {
+            continue;
+        }
+        let conn = f
+            .connections
+            .iter()
+            .find(|c| s.token.is_some() && c.info.map(|i| i.token) == s.token);
+        if conn.is_some_and(|c| c.local == s.local) {
+            // The connection's own first subflow: not a join.
+            continue;
+        }
+        let carried = f.subflows.iter().any(|o| {
+            o.token == s.token && o.state == TCP_ESTABLISHED && o.local.ip() == s.local.ip()
+        });
+        if carried {
+            continue;
+        }
         let name = ifname_of_subflow(f, s.local.ip(), s.ifindex);
         let from = name.map_or(String::new(), |n| format!(" ({n})"));
         out.push(
@@ -585,11 +648,15 @@ fn live_rules(f: &Facts, out: &mut Vec<Finding>) {
                 "join-unanswered",
                 Severity::Warning,
                 format!(
-                    "a join from {}{from} to {} gets no answer: {} may not be reachable from \
-                     {}; while it waits it holds a slot of the subflows limit",
+                    "a join from {}{from} to {} gets no answer (its SYN timed out {} \
+                     time(s)): {} may not be reachable from {}, and no other subflow of \
+                     this connection uses {}; while it waits it holds a slot of the \
+                     subflows limit",
                     s.local.ip(),
                     s.remote,
+                    s.retransmits,
                     s.remote.ip(),
+                    s.local.ip(),
                     s.local.ip()
                 ),
             )
@@ -605,9 +672,11 @@ fn live_rules(f: &Facts, out: &mut Vec<Finding>) {
         .filter(|e| e.flags.contains(EndpointFlags::SUBFLOW))
         .map(|e| e.address)
         .collect();
+    // With a subflows limit of 0, subflows-limit-zero says why.
+    let no_room = f.kernel.limits.is_some_and(|l| l.subflows == 0);
     for conn in &f.connections {
         let Some(info) = conn.info else { continue };
-        if conn.state != TCP_ESTABLISHED || info.fell_back() || info.subflows > 0 {
+        if conn.state != TCP_ESTABLISHED || info.fell_back() || info.subflows > 0 || no_room {
             continue;
         }
         let others: Vec<String> = subflow_eps
@@ -623,10 +692,16 @@ fn live_rules(f: &Facts, out: &mut Vec<Finding>) {
             Severity::Warning,
             format!(
                 "connection {} -> {} runs on one subflow, though this host has subflow \
-                 endpoints ({}) that could add more",
+                 endpoints ({}): no join from them is open now (a join that failed or was \
+                 refused is not tried again on this connection){}",
                 conn.local,
                 conn.remote,
-                others.join(", ")
+                others.join(", "),
+                if info.add_addr_accepted == 0 {
+                    ", and it uses no address the peer announced"
+                } else {
+                    ""
+                }
             ),
         ));
     }

@@ -6,15 +6,16 @@
 //! after the request), each with its `struct mptcp_info`; then, only if there are any, the
 //! TCP sockets, of which those with the `mptcp` upper-layer protocol are subflows, each
 //! with the tokens and endpoint ids the kernel gives them (`INET_DIAG_ULP_INFO`,
-//! CAP_NET_ADMIN only). A subflow belongs to the connection whose token is its local token.
+//! CAP_NET_ADMIN only) and the retransmission count of their `tcp_info`. A subflow
+//! belongs to the connection whose token is its local token.
 //!
 //! Why the TCP dumps wait for a connection: the kernel's TCP hash table is shared by every
 //! namespace and sized by the host's memory (262144 buckets on a 24 GB machine), and each
 //! dump (one per family) walks all of it, whatever the namespace holds: about 0.2 ms a
 //! walk there, nearly half of what an idle `check` added to `show`. Without an MPTCP
 //! connection there is no subflow to find. The IPv6 walk is made only for an IPv6
-//! connection: an IPv4 MPTCP socket has IPv4 subflows only (an IPv6 one may have both). The TCP dumps skip time-wait sockets
-//! (they carry no ULP info).
+//! connection: an IPv4 MPTCP socket has IPv4 subflows only (an IPv6 one may have both).
+//! The TCP dumps skip time-wait sockets (they carry no ULP info).
 
 use std::net::{IpAddr, SocketAddr};
 
@@ -111,6 +112,10 @@ pub struct Subflow {
     pub local_id: Option<u8>,
     pub remote_id: Option<u8>,
     pub flags: u32,
+    /// `tcpi_retransmits` of its `tcp_info`: how many times in a row its retransmission
+    /// timer fired without an answer (for a SYN-SENT subflow: the SYN timed out, at 1 s
+    /// first). 0 when the kernel gave no `tcp_info`.
+    pub retransmits: u8,
 }
 
 /// TCP states of a socket that exists for a connection (everything but LISTEN).
@@ -271,6 +276,15 @@ pub async fn read_connections() -> Result<(Vec<MptcpConnection>, Vec<Subflow>)> 
                         s.remote = addr(id.destination_address, id.destination_port);
                         s.state = r.header.state;
                         s.ifindex = id.interface_id;
+                        // struct tcp_info: state, ca_state, retransmits, ...
+                        s.retransmits = r
+                            .nlas
+                            .iter()
+                            .find_map(|n| match n {
+                                Nla::TcpInfo(bytes) => bytes.get(2).copied(),
+                                _ => None,
+                            })
+                            .unwrap_or(0);
                         subflows.push(s);
                     }
                 }
@@ -296,6 +310,7 @@ fn parse_ulp(value: &[u8]) -> Option<Subflow> {
         local_id: None,
         remote_id: None,
         flags: 0,
+        retransmits: 0,
     };
     for nla in NlasIterator::new(value).flatten() {
         match nla.kind() & NLA_TYPE_MASK {

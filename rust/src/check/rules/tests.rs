@@ -212,6 +212,36 @@ fn implicit_endpoint_on_an_interface_without_endpoints() {
     let r = report(&f);
     assert_eq!(codes(&f), vec!["implicit-endpoint"]);
     assert_eq!(r.findings[0].interface.as_deref(), Some("eth2"));
+    // Its fix applied (no announced address accepted): the kernel cannot use it again.
+    f.kernel.limits = Some(Limits {
+        subflows: 2,
+        add_addr_accepted: 0,
+    });
+    assert_eq!(codes(&f), vec!["add-addr-accepted-zero"]);
+    // ... unless a subflow still runs from it.
+    f.subflows = vec![Subflow {
+        local: "10.2.2.2:40001".parse().unwrap(),
+        remote: "10.2.2.1:80".parse().unwrap(),
+        state: TCP_ESTABLISHED,
+        ifindex: 0,
+        token: Some(7),
+        remote_token: None,
+        local_id: Some(2),
+        remote_id: Some(1),
+        flags: 0,
+        retransmits: 0,
+    }];
+    assert_eq!(
+        codes(&f),
+        vec!["add-addr-accepted-zero", "implicit-endpoint"]
+    );
+    // No room for additional subflows at all: subflows-limit-zero says so.
+    f.subflows.clear();
+    f.kernel.limits = Some(Limits {
+        subflows: 0,
+        add_addr_accepted: 1,
+    });
+    assert_eq!(codes(&f), vec!["subflows-limit-zero"]);
 }
 
 #[test]
@@ -227,6 +257,42 @@ fn path_managers() {
         applied_flags: [("eth1".to_string(), Some(0x28))].into_iter().collect(),
     });
     assert_eq!(codes(&f), vec!["mptcpd-beside-networkmanager"]);
+    // NM's own interfaces are those it gives endpoints: not loopback, and with the
+    // default flags (0) only where it added one.
+    f.kernel.links.push(link(1, "lo"));
+    f.kernel.addresses.push(Address {
+        scope: AddressScope::Host,
+        prefix_len: 8,
+        ..addr(1, "127.0.0.1", PERM)
+    });
+    f.kernel.endpoints.truncate(1);
+    f.nm = Some(NmFacts {
+        version: "1.42.4".into(),
+        applied_flags: [
+            ("eth1".to_string(), Some(0)),
+            ("eth2".to_string(), Some(0)),
+            ("lo".to_string(), Some(0)),
+        ]
+        .into_iter()
+        .collect(),
+    });
+    let r = report(&f);
+    let m: Vec<&Finding> = r
+        .findings
+        .iter()
+        .filter(|x| x.code == "mptcpd-beside-networkmanager")
+        .collect();
+    assert_eq!(m.len(), 1, "{:#?}", r.findings);
+    assert!(
+        m[0].message
+            .contains("manages the MPTCP endpoints of eth1: "),
+        "{m:?}"
+    );
+    f.nm.as_mut()
+        .unwrap()
+        .applied_flags
+        .insert("eth1".into(), Some(NM_MPTCP_FLAGS_DISABLED));
+    assert!(!codes(&f).contains(&"mptcpd-beside-networkmanager"));
 }
 
 #[test]
@@ -295,6 +361,7 @@ fn live_evidence() {
             local_id: Some(0),
             remote_id: Some(0),
             flags: 0,
+            retransmits: 0,
         },
         Subflow {
             local: "10.2.2.2:40001".parse().unwrap(),
@@ -306,6 +373,7 @@ fn live_evidence() {
             local_id: Some(2),
             remote_id: Some(0),
             flags: 0,
+            retransmits: 1,
         },
     ];
     f.counters.insert("MPJoinSynTxConnectErr".into(), 2);
@@ -322,7 +390,9 @@ fn live_evidence() {
         .find(|x| x.code == "join-unanswered")
         .unwrap();
     assert!(
-        stuck.message.contains("10.2.2.2 (eth2) to 10.1.1.1:80"),
+        stuck
+            .message
+            .contains("10.2.2.2 (eth2) to 10.1.1.1:80 gets no answer (its SYN timed out 1"),
         "{stuck:?}"
     );
     assert_eq!(r.connections.len(), 1);
@@ -338,4 +408,78 @@ fn live_evidence() {
         ..info
     });
     assert!(codes(&f).contains(&"fallback-to-tcp"));
+    // One subflow, the join gone: what happened, and no advice to raise a limit.
+    f.connections[0].info = Some(info);
+    f.subflows.truncate(1);
+    f.counters.clear();
+    let r = report(&f);
+    assert_eq!(codes(&f), vec!["single-subflow"]);
+    assert!(
+        r.findings[0].message.contains(
+            "though this host has subflow endpoints (10.2.2.2): no join from them is open now"
+        ),
+        "{:?}",
+        r.findings[0]
+    );
+    // A subflows limit of 0: subflows-limit-zero says why, single-subflow does not repeat it.
+    f.kernel.limits = Some(Limits {
+        subflows: 0,
+        add_addr_accepted: 2,
+    });
+    assert_eq!(codes(&f), vec!["subflows-limit-zero"]);
+}
+
+/// A join is "unanswered" only when its SYN timed out at least once and nothing else of
+/// its connection uses its local address: on separate networks the kernel also tries
+/// each subflow endpoint towards the peer's first address, which never answers there,
+/// while the same local address carries a subflow to the address the peer announced.
+#[test]
+fn join_unanswered_needs_a_timeout_and_an_unused_address() {
+    let sub = |local: &str, remote: &str, state: u8, retransmits: u8| Subflow {
+        local: local.parse().unwrap(),
+        remote: remote.parse().unwrap(),
+        state,
+        ifindex: 0,
+        token: Some(7),
+        remote_token: None,
+        local_id: None,
+        remote_id: None,
+        flags: 0,
+        retransmits,
+    };
+    let mut f = healthy();
+    f.connections = vec![MptcpConnection {
+        local: "10.1.1.2:40000".parse().unwrap(),
+        remote: "10.1.1.1:80".parse().unwrap(),
+        state: TCP_ESTABLISHED,
+        info: Some(MptcpInfo {
+            token: 7,
+            subflows: 2,
+            ..MptcpInfo::default()
+        }),
+    }];
+    let first = sub("10.1.1.2:40000", "10.1.1.1:80", TCP_ESTABLISHED, 0);
+    let stuck = sub("10.2.2.2:40001", "10.1.1.1:80", TCP_SYN_SENT, 0);
+    let used = sub("10.2.2.2:40002", "10.2.2.1:80", TCP_ESTABLISHED, 0);
+    // A join a round trip old: no finding yet.
+    f.subflows = vec![first.clone(), stuck.clone()];
+    assert_eq!(codes(&f), Vec::<&str>::new());
+    // Its SYN timed out once: unanswered.
+    let timed_out = Subflow {
+        retransmits: 1,
+        ..stuck.clone()
+    };
+    f.subflows = vec![first.clone(), timed_out.clone()];
+    assert_eq!(codes(&f), vec!["join-unanswered"]);
+    // The same address carries another subflow of the connection: the path is in use.
+    f.subflows = vec![first.clone(), timed_out.clone(), used];
+    assert_eq!(codes(&f), Vec::<&str>::new());
+    // A connection whose own first subflow waits is not a join.
+    f.connections[0].state = TCP_SYN_SENT;
+    f.subflows = vec![Subflow {
+        state: TCP_SYN_SENT,
+        retransmits: 2,
+        ..first
+    }];
+    assert_eq!(codes(&f), Vec::<&str>::new());
 }
