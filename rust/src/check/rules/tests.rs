@@ -312,8 +312,8 @@ fn mptcpd_is_looked_for_only_where_a_finding_uses_it() {
     f.nm.as_mut()
         .unwrap()
         .applied_flags
-        .insert("eth3".into(), Some(0x28));
-    assert!(wants_mptcpd(&f), "NetworkManager handles eth3's endpoints");
+        .insert("eth2".into(), Some(0x28));
+    assert!(wants_mptcpd(&f), "NetworkManager handles eth2's endpoints");
     f.nm = None;
     f.kernel.sysctls.path_manager = Some("userspace".into());
     assert!(wants_mptcpd(&f), "the userspace path manager");
