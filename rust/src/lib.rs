@@ -64,6 +64,7 @@ pub async fn show_async(opts: &ShowOptions, log: &Log) -> Result<NetworkState> {
             return Ok(None);
         }
         let conn = nm::query::connect().await?;
+        nm::query::ensure_same_namespace(&conn).await?;
         let only = (!opts.interfaces.is_empty()).then_some(opts.interfaces.as_slice());
         nm::query::read_nm(&conn, only).await.map(Some)
     };

@@ -615,6 +615,35 @@ def test_nm_managed_interface_is_warned_about(cli):
             clean_up(sb, cli, nsdir)
 
 
+def test_networkmanager_of_another_namespace_is_not_this_ones(cli):
+    """The peer namespace reaches the sandbox's bus (DBUS_SYSTEM_BUS_ADDRESS), but the
+    NetworkManager there runs in the sandbox namespace: a kernel-only apply in the peer
+    namespace does not warn about it, `show` through it is refused (its devices are not
+    the peer's links), and `check` leaves NetworkManager's findings out."""
+    _require_root()
+    if shutil.which("NetworkManager") is None:
+        if os.environ.get("MPTCPSTATE_REQUIRE_NM"):
+            pytest.fail("no NetworkManager")
+        pytest.skip("no NetworkManager")
+    with Sandbox(["eth1"]) as sb:
+        peer_dir = f"{RUN_DIR}/{netns_cookie(sb.peer_netns)}"
+        state = SEED.replace("192.0.2.2", "192.0.2.1")
+        try:
+            r = sb.peer_run([cli, "apply", "--kernel", "-"], input=state, check=False)
+            assert r.returncode == 0, r.stderr
+            assert NM_WARNING not in r.stderr, r.stderr
+            r = sb.peer_run([cli, "show"], check=False)
+            assert r.returncode == 4, r.stderr
+            assert "runs in another network namespace" in r.stderr, r.stderr
+            r = sb.peer_run([cli, "-v", "check", "--json"], check=False)
+            assert r.returncode in (0, 10), r.stderr
+            assert "another network namespace" in r.stderr, r.stderr
+            # In its own namespace, NetworkManager is asked.
+            assert sb.run([cli, "show", "eth1"]).returncode == 0
+        finally:
+            shutil.rmtree(peer_dir, ignore_errors=True)
+
+
 def test_a_failed_rollback_keeps_the_timer(cli):
     """An explicit rollback that fails (eth1 renamed meanwhile: the record's link is not
     there) puts the record back, naming the link; the timer has not given up on it: once

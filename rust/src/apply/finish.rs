@@ -100,6 +100,9 @@ async fn default_target(log: &Log) -> Result<Option<Target>> {
     let Ok(conn) = connect().await else {
         return Ok(None);
     };
+    if crate::nm::query::nm_in_this_namespace(&conn).await == Some(false) {
+        return Ok(None);
+    }
     let newest = super::nm::newest_checkpoint(&conn).await?;
     if let Some(cp) = &newest {
         log_at!(

@@ -100,6 +100,7 @@ pub async fn read(kernel_only: bool, log: &Log) -> Result<Facts> {
 
 async fn read_nm_facts() -> Result<NmFacts> {
     let conn = connect().await?;
+    crate::nm::query::ensure_same_namespace(&conn).await?;
     let nm = read_nm(&conn, None).await?;
     Ok(NmFacts {
         version: nm.version,

@@ -98,6 +98,33 @@ pub fn system_bus_present() -> bool {
     .any(|p| std::path::Path::new(p).exists())
 }
 
+/// Whether the NetworkManager on this bus runs in the calling thread's network namespace:
+/// a process in another namespace (`ip netns exec X ...` on a host whose NetworkManager
+/// runs in the root namespace) reaches the same bus, but NM's devices are not its links.
+/// `None` when it cannot be told (NM not on the bus, its /proc entry not readable).
+pub async fn nm_in_this_namespace(conn: &zbus::Connection) -> Option<bool> {
+    let dbus = zbus::fdo::DBusProxy::new(conn).await.ok()?;
+    let name = zbus::names::BusName::try_from(super::dbus::NM_BUS_NAME).ok()?;
+    let pid = dbus.get_connection_unix_process_id(name).await.ok()?;
+    let theirs = std::fs::read_link(format!("/proc/{pid}/ns/net")).ok()?;
+    let ours = std::fs::read_link("/proc/thread-self/ns/net").ok()?;
+    Some(theirs == ours)
+}
+
+/// Refuses a NetworkManager that runs in another network namespace than the caller's
+/// (see [`nm_in_this_namespace`]): what it would write or report is not this namespace's.
+pub async fn ensure_same_namespace(conn: &zbus::Connection) -> Result<()> {
+    if nm_in_this_namespace(conn).await == Some(false) {
+        return Err(Error::new(
+            ErrorKind::NetworkManager,
+            "the NetworkManager on this system bus runs in another network namespace: its \
+             devices are not this namespace's links; run in NetworkManager's namespace, or \
+             use kernel-only mode (--kernel, MPTCPSTATE_FLAG_KERNEL_ONLY, kernel_only=True)",
+        ));
+    }
+    Ok(())
+}
+
 /// Connects to the system bus (`DBUS_SYSTEM_BUS_ADDRESS` is honoured).
 pub async fn connect() -> Result<zbus::Connection> {
     zbus::Connection::system().await.map_err(|e| {
@@ -248,6 +275,10 @@ fn vanished(e: &zbus::Error) -> bool {
 /// `unmanaged`). One connection, one lookup and one state read per name.
 pub async fn managed(names: &[String]) -> Result<Vec<String>> {
     let conn = connect().await?;
+    // A NetworkManager of another namespace manages none of this one's links.
+    if nm_in_this_namespace(&conn).await == Some(false) {
+        return Ok(Vec::new());
+    }
     let nm = nm_proxy(&conn)
         .await
         .map_err(|e| nm_error("NetworkManager", e))?;

@@ -26,7 +26,7 @@ use crate::netlink::{KernelState, Writer};
 use crate::nm::checkpoint;
 use crate::nm::dbus::{bounded, nm_error, nm_proxy, Settings};
 use crate::nm::profile::{self, Profile, Storage};
-use crate::nm::query::{checked_version, connect};
+use crate::nm::query::{checked_version, connect, ensure_same_namespace};
 use crate::state::{MptcpFlag, NetworkState};
 use crate::verify::Mode;
 use crate::{log_at, Error, ErrorKind, Log, Result};
@@ -45,6 +45,7 @@ impl NmBackend {
     /// Connects to the system bus and checks NM's version.
     pub async fn connect() -> Result<Self> {
         let conn = connect().await?;
+        ensure_same_namespace(&conn).await?;
         let nm = nm_proxy(&conn)
             .await
             .map_err(|e| nm_error("NetworkManager", e))?;
