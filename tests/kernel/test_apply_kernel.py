@@ -171,9 +171,10 @@ def records(nsdir: str) -> list[str]:
 
 
 def fresh_ns_dir(sb: Sandbox) -> str:
-    """The namespace's record directory, which must not exist yet: its cookie is new."""
+    """The namespace's record directory, which holds no record yet: its cookie is new (a
+    setup apply may have made the directory, with its lock)."""
     d = ns_dir(sb)
-    assert not os.path.exists(d), f"{d} exists for a new namespace"
+    assert not pending(d), f"{d} holds records for a new namespace: {pending(d)}"
     return d
 
 

@@ -6,6 +6,7 @@ __all__ = [
     "format",
     "generate_configurations",
     "show",
+    "check",
     "apply",
     "commit",
     "rollback",
