@@ -6,12 +6,14 @@
 //!
 //! - `facts.rs`: what is read, once;
 //! - `rules.rs`: the findings, pure, from the facts (unit-tested with made-up facts);
+//! - `live.rs`: the findings from live connections and counters, and the connections;
 //! - here: the API and the report's types.
 //!
 //! A healthy setup yields no findings. The live MPTCP connections are in the report too
 //! (not as findings): what they show is evidence, not a problem by itself.
 
 mod facts;
+mod live;
 mod rules;
 
 use serde::Serialize;

@@ -3,6 +3,7 @@
 
 use super::*;
 use crate::check::facts::NmFacts;
+use crate::netlink::TCP_SYN_SENT;
 use crate::netlink::{
     Address, AddressFlags, AddressScope, KernelState, Limits, MptcpConnection, MptcpInfo,
     MptcpSysctls, OperState, Subflow,
