@@ -1,7 +1,7 @@
 //! The top-level `mptcp:` section: host-wide knobs of the network namespace.
 //! nmstate has none; `ip mptcp limits` and `sysctl net.mptcp.enabled` are what users know.
 
-use super::de::{int_in_range, map_only};
+use super::de::{int_in_range, map_only, opt_bool};
 use serde::de::Deserializer;
 use serde::{Deserialize, Serialize};
 
@@ -13,7 +13,11 @@ pub const MPTCP_LIMIT_MAX: u32 = 8;
 #[serde(rename_all = "kebab-case", deny_unknown_fields, remote = "Self")]
 pub struct HostMptcp {
     /// `net.mptcp.enabled` of the network namespace.
-    #[serde(skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        deserialize_with = "de_enabled",
+        skip_serializing_if = "Option::is_none"
+    )]
     pub enabled: Option<bool>,
     /// Who manages endpoints and subflows: the kernel's path manager or a userspace
     /// daemon (sysctl `net.mptcp.path_manager`, `pm_type` before Linux 6.15).
@@ -71,6 +75,10 @@ impl PathManager {
             _ => None,
         }
     }
+}
+
+fn de_enabled<'de, D: Deserializer<'de>>(d: D) -> Result<Option<bool>, D::Error> {
+    opt_bool(d, "enabled")
 }
 
 /// The longest scheduler name the kernel takes (`MPTCP_SCHED_NAME_MAX` - 1).

@@ -3,7 +3,7 @@
 use std::fmt;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
-use super::de::{int_in_range, map_only};
+use super::de::{int_in_range, map_only, opt_bool};
 use serde::de::{self, Deserializer};
 use serde::{Deserialize, Serialize};
 
@@ -12,9 +12,17 @@ use super::flags::MptcpFlags;
 #[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case", deny_unknown_fields, remote = "Self")]
 pub struct Ipv4Config {
-    #[serde(skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        deserialize_with = "de_enabled",
+        skip_serializing_if = "Option::is_none"
+    )]
     pub enabled: Option<bool>,
-    #[serde(skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        deserialize_with = "de_dhcp",
+        skip_serializing_if = "Option::is_none"
+    )]
     pub dhcp: Option<bool>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub address: Option<Vec<Ipv4Address>>,
@@ -28,11 +36,23 @@ map_only!(
 #[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case", deny_unknown_fields, remote = "Self")]
 pub struct Ipv6Config {
-    #[serde(skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        deserialize_with = "de_enabled",
+        skip_serializing_if = "Option::is_none"
+    )]
     pub enabled: Option<bool>,
-    #[serde(skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        deserialize_with = "de_dhcp",
+        skip_serializing_if = "Option::is_none"
+    )]
     pub dhcp: Option<bool>,
-    #[serde(skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        deserialize_with = "de_autoconf",
+        skip_serializing_if = "Option::is_none"
+    )]
     pub autoconf: Option<bool>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub address: Option<Vec<Ipv6Address>>,
@@ -210,6 +230,18 @@ fn de_ipv6<'de, D: Deserializer<'de>>(d: D) -> Result<Ipv6Addr, D::Error> {
             "internal: IPv4 address passed the IPv6 check",
         )),
     }
+}
+
+fn de_enabled<'de, D: Deserializer<'de>>(d: D) -> Result<Option<bool>, D::Error> {
+    opt_bool(d, "enabled")
+}
+
+fn de_dhcp<'de, D: Deserializer<'de>>(d: D) -> Result<Option<bool>, D::Error> {
+    opt_bool(d, "dhcp")
+}
+
+fn de_autoconf<'de, D: Deserializer<'de>>(d: D) -> Result<Option<bool>, D::Error> {
+    opt_bool(d, "autoconf")
 }
 
 fn de_port<'de, D: Deserializer<'de>>(d: D) -> Result<Option<u16>, D::Error> {

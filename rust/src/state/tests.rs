@@ -194,3 +194,83 @@ fn port_needs_signal_and_no_subflow() {
     let e = ok("mptcp-flags: [implicit],", "").unwrap_err();
     assert!(e.msg().contains("needs `signal`"), "{e}");
 }
+
+/// nmstate's inputs are taken unchanged: booleans and integers written as strings, in
+/// exactly the spellings of nmstate's `deserializer::option_bool_or_string` and
+/// `option_u64_or_string` (its unit tests and templated playbooks rely on them).
+#[test]
+fn nmstate_string_spellings_are_taken() {
+    let canonical = |input: &str| {
+        parse(input, &Log::new())
+            .unwrap_or_else(|e| panic!("{input}: {e}"))
+            .to_text(OutputFormat::Yaml)
+            .unwrap()
+    };
+    let want = canonical(
+        "mptcp: {enabled: true, limits: {subflows: 2, add-addr-accepted: 1}}\ninterfaces:\n- name: eth1\n  ipv4: {enabled: true, dhcp: false, address: [{ip: 192.0.2.2, prefix-length: 24, mptcp-flags: [signal], mptcp-port: 10000}]}\n  ipv6: {enabled: false, dhcp: false, autoconf: false}\n",
+    );
+    for (t, f, n24, n2) in [
+        ("\"true\"", "\"false\"", "\"24\"", "\"2\""),
+        ("\"TRUE\"", "\"False\"", "\"+24\"", "\"0x2\""),
+        ("yes", "no", "0x18", "\"02\""),
+        ("\"On\"", "\"OFF\"", "\"0x18\"", "\"+2\""),
+        ("Y", "n", "\"0x+18\"", "2"),
+        ("1", "0", "\"0024\"", "\"0x02\""),
+        ("\"1\"", "\"0\"", "24", "\"2\""),
+    ] {
+        let input = format!(
+            "mptcp: {{enabled: {t}, limits: {{subflows: {n2}, add-addr-accepted: \"1\"}}}}\ninterfaces:\n- name: eth1\n  ipv4: {{enabled: {t}, dhcp: {f}, address: [{{ip: 192.0.2.2, prefix-length: {n24}, mptcp-flags: [signal], mptcp-port: \"10000\"}}]}}\n  ipv6: {{enabled: {f}, dhcp: {f}, autoconf: {f}}}\n"
+        );
+        assert_eq!(canonical(&input), want, "{input}");
+        // The same through JSON (Python's dicts and the C face's JSON callers).
+        let yaml: serde_yaml::Value = serde_yaml::from_str(&input).unwrap();
+        let json = serde_json::to_string(&yaml).unwrap();
+        assert_eq!(canonical(&json), want, "{json}");
+    }
+    // null stays "absent", as before.
+    assert_eq!(
+        canonical("interfaces: [{name: eth1, ipv4: {enabled: null}}]"),
+        canonical("interfaces: [{name: eth1, ipv4: {}}]")
+    );
+}
+
+/// Nothing looser than nmstate: every spelling nmstate refuses is refused, with the
+/// value's path and position.
+#[test]
+fn spellings_nmstate_refuses_are_refused() {
+    let err = |field: &str, value: &str| {
+        let input = match field {
+            "enabled" => format!("interfaces:\n- name: eth1\n  ipv4:\n    enabled: {value}\n"),
+            _ => format!(
+                "interfaces:\n- name: eth1\n  ipv4:\n    address:\n    - ip: 192.0.2.2\n      prefix-length: {value}\n"
+            ),
+        };
+        parse(&input, &Log::new())
+            .map(|_| ())
+            .expect_err(&input)
+            .msg()
+            .to_string()
+    };
+    for v in [
+        "\"t\"", "\"ja\"", "\" true\"", "\"true \"", "\"\"", "2", "-1", "\"2\"", "\"0x1\"", "1.0",
+        "\"yes please\"", "[true]",
+    ] {
+        let m = err("enabled", v);
+        assert!(m.starts_with("interfaces[0].ipv4.enabled: "), "{v}: {m}");
+        assert!(m.contains("(YAML line 4"), "{v}: {m}");
+    }
+    for v in [
+        "\" 24\"", "\"24 \"", "\"\"", "\"0X18\"", "\"0o30\"", "\"0b11000\"", "\"-24\"", "\"2_4\"",
+        "\"24.0\"", "24.0", "\"0x\"", "\"twenty\"", "true", "\"1e1\"",
+    ] {
+        let m = err("prefix", v);
+        assert!(
+            m.starts_with("interfaces[0].ipv4.address[0].prefix-length: "),
+            "{v}: {m}"
+        );
+        assert!(m.contains("(YAML line 6"), "{v}: {m}");
+    }
+    // A string in range of u64 but not of the field says the range.
+    assert!(err("prefix", "\"33\"").contains("IPv4 prefix-length 33 is out of range"));
+    assert!(err("prefix", "\"0x21\"").contains("33 is out of range"));
+}
