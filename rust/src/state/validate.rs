@@ -5,7 +5,9 @@
 use std::collections::HashMap;
 use std::net::IpAddr;
 
-use super::{ineligibility, AddrRef, Interface, MptcpFlag, MptcpFlags, NetworkState};
+use super::{
+    ineligibility, AddrRef, Interface, InterfaceState, MptcpFlag, MptcpFlags, NetworkState,
+};
 use crate::log::Level;
 use crate::{log_at, Error, Log, Result};
 
@@ -37,8 +39,16 @@ pub fn validate(state: &NetworkState, log: &Log) -> Result<()> {
             )));
         }
         check_disabled_family(i, iface)?;
+        check_loopback_kept(i, iface)?;
 
         for (family, k, addr) in iface.addresses_indexed() {
+            if let Some(why) = unusable(addr.ip, addr.prefix_length, iface.name == LOOPBACK) {
+                return Err(Error::invalid(format!(
+                    "interfaces[{i}].{family}.address[{k}]: {}/{} cannot be configured on {}: \
+                     {why}",
+                    addr.ip, addr.prefix_length, iface.name
+                )));
+            }
             if let Some((j, other_family, l)) = ips.insert(addr.ip, (i, family, k)) {
                 return Err(Error::invalid(format!(
                     "interfaces[{i}].{family}.address[{k}]: address {} is also given at \
@@ -88,6 +98,8 @@ pub fn validate(state: &NetworkState, log: &Log) -> Result<()> {
             );
         }
     }
+
+    check_flags_with_mptcp_off(state)?;
 
     if endpoints.len() > MAX_ENDPOINTS {
         let list: Vec<String> = endpoints
@@ -145,6 +157,138 @@ fn check_port(path: impl Fn() -> String, iface: &Interface, addr: &AddrRef) -> R
         )));
     }
     Ok(())
+}
+
+/// The loopback interface's name (the kernel's own link, in every network namespace).
+const LOOPBACK: &str = "lo";
+
+/// Why an address must not be configured on an interface at all (`None`: it may be).
+/// These the kernel takes, or takes and then makes useless, and an apply of them fails
+/// late (an activation that never completes, a verification) or writes a profile that
+/// cannot work; all are refused before anything is read. `on_loopback`: the interface
+/// is `lo`. Link-local, unique-local and the other special-purpose unicast ranges stay
+/// valid (they are addresses a host has).
+pub(crate) fn unusable(ip: IpAddr, prefix: u8, on_loopback: bool) -> Option<String> {
+    if prefix == 0 {
+        return Some(
+            "prefix-length 0 puts the whole address space on the link (that is a default \
+             route, not an address); give the prefix of the subnet, e.g. 24 or 64"
+                .to_string(),
+        );
+    }
+    match ip {
+        IpAddr::V4(v4) => {
+            let [a, ..] = v4.octets();
+            if a == 0 {
+                Some(
+                    "0.0.0.0/8 is \"this network\" (RFC 1122): a source only while a host \
+                     has no address yet, never an address of its own"
+                        .to_string(),
+                )
+            } else if v4.is_broadcast() {
+                Some("255.255.255.255 is the limited broadcast address, not a host's".to_string())
+            } else if v4.is_multicast() {
+                Some(
+                    "it is a multicast address (224.0.0.0/4): groups are joined by \
+                     applications, not configured as an interface's address"
+                        .to_string(),
+                )
+            } else if v4.is_loopback() && !on_loopback {
+                Some(
+                    "127.0.0.0/8 is loopback: the kernel drops packets from it on any other \
+                     interface; it belongs on lo"
+                        .to_string(),
+                )
+            } else {
+                None
+            }
+        }
+        IpAddr::V6(v6) => {
+            let s = v6.segments();
+            if v6.is_unspecified() {
+                Some("it is the unspecified address ::, not a host's".to_string())
+            } else if v6.is_loopback() {
+                (!on_loopback).then(|| {
+                    "::1 is the loopback address: the kernel drops packets from it on any \
+                     other interface; it belongs on lo"
+                        .to_string()
+                })
+            } else if v6.is_multicast() {
+                Some(
+                    "it is a multicast address (ff00::/8): groups are joined by applications, \
+                     not configured as an interface's address"
+                        .to_string(),
+                )
+            } else if let Some(v4) = v6.to_ipv4_mapped() {
+                Some(format!(
+                    "it is an IPv4-mapped IPv6 address (::ffff:0:0/96), which stands for an \
+                     IPv4 peer in the socket API and is never on the wire; give {v4} under \
+                     ipv4.address"
+                ))
+            } else if s[..6] == [0; 6] {
+                let o = v6.octets();
+                let v4 = std::net::Ipv4Addr::new(o[12], o[13], o[14], o[15]);
+                Some(format!(
+                    "it is an IPv4-compatible IPv6 address (::/96, deprecated by RFC 4291); \
+                     give {v4} under ipv4.address"
+                ))
+            } else {
+                None
+            }
+        }
+    }
+}
+
+/// `lo` cannot be `absent`: the kernel's loopback cannot be removed, and through
+/// NetworkManager "absent" would delete NM's profile of it (NM 1.42+ keeps one).
+fn check_loopback_kept(i: usize, iface: &Interface) -> Result<()> {
+    if iface.name == LOOPBACK && iface.state == Some(InterfaceState::Absent) {
+        return Err(Error::invalid(format!(
+            "interfaces[{i}].state: {LOOPBACK} cannot be absent: the loopback interface is \
+             the kernel's own and every network namespace needs it (through NetworkManager \
+             this would delete its profile); leave {LOOPBACK} out of the state, or give \
+             `state: up`"
+        )));
+    }
+    Ok(())
+}
+
+/// `mptcp: {enabled: false}` turns MPTCP off in the namespace; MPTCP flags on an
+/// interface of the same state ask for endpoints no connection could use. "Flags" are a
+/// non-empty `mptcp.address-flags`, or an address's own non-empty `mptcp-flags` other
+/// than `[implicit]` (which describes the kernel, asks for nothing), on an interface
+/// that is not going `down` or `absent`. `address-flags: []` (MPTCP off on it) is fine.
+fn check_flags_with_mptcp_off(state: &NetworkState) -> Result<()> {
+    if state.mptcp.as_ref().and_then(|m| m.enabled) != Some(false) {
+        return Ok(());
+    }
+    let asks = |f: MptcpFlags| !f.is_empty() && !f.contains(MptcpFlag::Implicit);
+    let mut flagged = Vec::new();
+    for (i, iface) in state.interfaces.iter().enumerate() {
+        if iface.is_going_away() {
+            continue;
+        }
+        if let Some(f) = iface.address_flags().filter(|f| asks(*f)) {
+            flagged.push(format!("interfaces[{i}].mptcp.address-flags {f} ({})", iface.name));
+        }
+        for (family, k, a) in iface.addresses_indexed() {
+            if let Some(f) = a.mptcp_flags.filter(|f| asks(*f)) {
+                flagged.push(format!(
+                    "interfaces[{i}].{family}.address[{k}].mptcp-flags {f} ({})",
+                    iface.name
+                ));
+            }
+        }
+    }
+    if flagged.is_empty() {
+        return Ok(());
+    }
+    Err(Error::invalid(format!(
+        "mptcp.enabled: false turns MPTCP off in this network namespace, and the state asks \
+         for MPTCP endpoints: {}; drop `enabled: false`, or the flags (`address-flags: []` \
+         turns MPTCP off on an interface)",
+        flagged.join(", ")
+    )))
 }
 
 fn family_enabled(iface: &Interface, ip: IpAddr) -> bool {
@@ -272,5 +416,82 @@ mod tests {
         let mut s = flagged(8);
         s.push_str("  - name: eth9\n    mptcp:\n      address-flags: [subflow]\n    ipv4:\n      address:\n        - ip: 192.0.2.99\n          prefix-length: 24\n          mptcp-flags: []\n");
         assert!(parse(&s, &Log::new()).is_ok());
+    }
+
+    #[test]
+    fn addresses_that_must_not_be_applied() {
+        use super::unusable;
+        let bad = |ip: &str, prefix: u8, lo: bool| unusable(ip.parse().unwrap(), prefix, lo);
+        // What a host has, also on lo: no complaint.
+        for (ip, prefix, lo) in [
+            ("192.0.2.2", 24, false),
+            ("192.0.2.2", 32, false),
+            ("169.254.1.1", 16, false),
+            ("100.64.0.1", 10, false),
+            ("240.0.0.1", 4, false),
+            ("127.0.0.1", 8, true),
+            ("127.0.0.2", 8, true),
+            ("::1", 128, true),
+            ("fe80::1", 64, false),
+            ("fd00::1", 64, false),
+            ("2001:db8::1", 128, false),
+            ("64:ff9b::c000:201", 96, false),
+        ] {
+            assert_eq!(bad(ip, prefix, lo), None, "{ip}/{prefix}");
+        }
+        for (ip, prefix, lo, why) in [
+            ("0.0.0.0", 8, false, "this network"),
+            ("0.1.2.3", 8, false, "this network"),
+            ("0.0.0.0", 0, false, "prefix-length 0"),
+            ("192.0.2.2", 0, true, "prefix-length 0"),
+            ("255.255.255.255", 32, false, "limited broadcast"),
+            ("239.1.1.1", 32, false, "multicast"),
+            ("127.0.0.1", 8, false, "belongs on lo"),
+            ("::", 0, false, "prefix-length 0"),
+            ("::", 128, true, "unspecified"),
+            ("2001:db8::1", 0, false, "prefix-length 0"),
+            ("::1", 128, false, "belongs on lo"),
+            ("ff02::1", 64, false, "multicast"),
+            ("::ffff:192.0.2.9", 96, false, "give 192.0.2.9 under ipv4.address"),
+            ("::192.0.2.9", 96, false, "IPv4-compatible"),
+            ("::2", 128, false, "IPv4-compatible"),
+        ] {
+            let got = bad(ip, prefix, lo).unwrap_or_else(|| panic!("{ip}/{prefix} taken"));
+            assert!(got.contains(why), "{ip}/{prefix}: {got}");
+        }
+        // lo keeps its addresses (show's output applies back).
+        parse(
+            "interfaces:\n- name: lo\n  type: loopback\n  ipv4: {address: [{ip: 127.0.0.1, prefix-length: 8}]}\n  ipv6: {address: [{ip: \"::1\", prefix-length: 128}]}\n",
+            &Log::new(),
+        )
+        .unwrap();
+    }
+
+    #[test]
+    fn contradictions() {
+        let e = |s: &str| parse(s, &Log::new()).map(|_| ()).unwrap_err().msg().to_string();
+        assert!(e("interfaces: [{name: lo, state: absent}]").contains("lo cannot be absent"));
+        assert!(parse("interfaces: [{name: lo, state: up}]", &Log::new()).is_ok());
+        assert!(parse("interfaces: [{name: eth1, state: absent}]", &Log::new()).is_ok());
+        let off = "mptcp: {enabled: false}\ninterfaces:\n";
+        let m = e(&format!("{off}- name: eth1\n  mptcp: {{address-flags: [subflow, backup]}}\n"));
+        assert!(m.contains("interfaces[0].mptcp.address-flags [subflow, backup] (eth1)"), "{m}");
+        // MPTCP off everywhere, interfaces going away, and [implicit] are no contradiction.
+        for ok in [
+            "- name: eth1\n  mptcp: {address-flags: []}\n",
+            "- name: eth1\n  state: down\n  mptcp: {address-flags: [subflow]}\n",
+            "- name: eth1\n  state: absent\n  mptcp: {address-flags: [subflow]}\n",
+            "- name: eth1\n  ipv4: {address: [{ip: 192.0.2.2, prefix-length: 24, mptcp-flags: [implicit]}]}\n",
+            "- name: eth1\n  ipv4: {address: [{ip: 192.0.2.2, prefix-length: 24, mptcp-flags: []}]}\n",
+        ] {
+            let input = format!("{off}{ok}");
+            assert!(parse(&input, &Log::new()).is_ok(), "{input}");
+        }
+        let m = e(&format!(
+            "{off}- name: eth1\n  ipv4: {{address: [{{ip: 192.0.2.2, prefix-length: 24, mptcp-flags: [signal]}}]}}\n"
+        ));
+        assert!(m.contains("interfaces[0].ipv4.address[0].mptcp-flags [signal]"), "{m}");
+        // enabled: true or absent: flags are fine.
+        assert!(parse("mptcp: {enabled: true}\ninterfaces: [{name: eth1, mptcp: {address-flags: [subflow]}}]", &Log::new()).is_ok());
     }
 }
