@@ -1,9 +1,12 @@
 """mptcpstatectl: format, gc, version, exit codes, and the shared bad-input table."""
 import importlib.util
 import json
+import os
 import pathlib
+import shutil
 import subprocess
 import sys
+import tempfile
 import time
 
 import pytest
@@ -101,6 +104,53 @@ def test_unreadable_file_is_one_line(cli, tmp_path):
     assert out.returncode == 1
     lines = out.stderr.decode().strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("mptcpstatectl: InvalidArgument: cannot read")
+
+
+def as_nobody(cli, *args, stdin=None):
+    """Runs the CLI as the unprivileged user nobody (uid/gid 65534, no groups)."""
+    if os.geteuid() != 0:
+        pytest.skip("needs root, to run the command as nobody")
+    return subprocess.run(
+        ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", cli, *args],
+        input=stdin, capture_output=True, timeout=30)
+
+
+def test_gc_write_dir_the_caller_may_not_write_is_permission_denied(cli, seed_yaml):
+    """A root-owned 0755 directory, written by another user: PermissionDenied (3), not
+    InvalidArgument, and nothing is written."""
+    d = pathlib.Path(tempfile.mkdtemp(prefix="mptcpstate-gc-"))
+    try:
+        d.chmod(0o755)
+        for target in (d, d / "new"):
+            out = as_nobody(cli, "gc", "--write-dir", str(target), "-", stdin=seed_yaml.encode())
+            err = out.stderr.decode().strip().splitlines()
+            assert out.returncode == 3, err
+            assert err[-1].startswith("mptcpstatectl: PermissionDenied: cannot write "), err
+            assert "Permission denied" in err[-1], err
+        assert list(d.iterdir()) == []
+        # The same as root writes the keyfile (mode 0600).
+        assert run(cli, "gc", "--write-dir", str(d), "-", stdin=seed_yaml.encode()).returncode == 0
+        assert (d / "eth1.nmconnection").stat().st_mode & 0o777 == 0o600
+        # Overwriting a keyfile of root's, too, is denied.
+        out = as_nobody(cli, "gc", "--write-dir", str(d), "-", stdin=seed_yaml.encode())
+        assert out.returncode == 3, out.stderr
+    finally:
+        shutil.rmtree(d)
+
+
+def test_input_the_caller_may_not_read_is_permission_denied(cli, tmp_path, seed_yaml):
+    d = pathlib.Path(tempfile.mkdtemp(prefix="mptcpstate-in-"))
+    try:
+        d.chmod(0o755)
+        f = d / "seed.yml"
+        f.write_text(seed_yaml)
+        f.chmod(0o600)
+        out = as_nobody(cli, "format", str(f))
+        err = out.stderr.decode().strip().splitlines()
+        assert out.returncode == 3, err
+        assert err[-1].startswith(f"mptcpstatectl: PermissionDenied: cannot read {f}"), err
+    finally:
+        shutil.rmtree(d)
 
 
 CODES = {

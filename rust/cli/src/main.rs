@@ -460,7 +460,7 @@ fn output(json: bool) -> OutputFormat {
 fn read_input(file: &Path) -> Result<Vec<u8>, Error> {
     let stdin = file.as_os_str() == "-";
     let name = || display_name(file);
-    let cannot = |e: std::io::Error| Error::invalid(format!("cannot read {}: {e}", name()));
+    let cannot = |e: std::io::Error| io_error(format!("cannot read {}", name()), &e);
     // Read at most one byte past the library's cap: an oversized input is refused without
     // reading all of it, with the file's real size where it is known.
     let limit = mptcpstate::state::MAX_INPUT_BYTES;
@@ -485,11 +485,21 @@ fn read_input(file: &Path) -> Result<Vec<u8>, Error> {
     Ok(buf)
 }
 
+/// A file the command cannot read or write: `PermissionDenied` when the caller may not
+/// (EACCES, EPERM: another user's directory, a root-owned one), else `InvalidArgument`
+/// (no such file, a directory where a file belongs, ...): the path given is wrong.
+fn io_error(what: String, e: &std::io::Error) -> Error {
+    let kind = match e.kind() {
+        std::io::ErrorKind::PermissionDenied => ErrorKind::PermissionDenied,
+        _ => ErrorKind::InvalidArgument,
+    };
+    Error::new(kind, format!("{what}: {e}"))
+}
+
 fn write_keyfiles(dir: &Path, files: &[(String, String)]) -> Result<(), Error> {
     use std::os::unix::fs::OpenOptionsExt;
-    let io = |what: &Path, e: std::io::Error| {
-        Error::invalid(format!("cannot write {}: {e}", what.display()))
-    };
+    let io =
+        |what: &Path, e: std::io::Error| io_error(format!("cannot write {}", what.display()), &e);
     std::fs::create_dir_all(dir).map_err(|e| io(dir, e))?;
     for (name, content) in files {
         let path = dir.join(name);
