@@ -7,9 +7,11 @@
 use std::time::Duration;
 
 use mptcpstate::Error;
-use pyo3::exceptions::{PyTypeError, PyValueError};
+use pyo3::exceptions::{
+    PyException, PyMemoryError, PyOverflowError, PyRecursionError, PyTypeError, PyValueError,
+};
 use pyo3::prelude::*;
-use pyo3::types::{PyBytes, PyDict, PyString};
+use pyo3::types::{PyBytes, PyDict, PyInt, PyString};
 
 use crate::errors::to_py_err;
 
@@ -22,12 +24,12 @@ pub(crate) enum StateInput {
 }
 
 impl StateInput {
-    /// Takes a dict (serialized to JSON), a str or bytes; anything else is
-    /// `InvalidArgumentError`.
+    /// Takes a dict or any other `Mapping` (serialized to JSON), a str or bytes;
+    /// anything else is `InvalidArgumentError`.
     pub(crate) fn from_py(state: &Bound<'_, PyAny>) -> PyResult<Self> {
         let py = state.py();
-        if let Ok(dict) = state.cast::<PyDict>() {
-            return dict_to_json(dict).map(StateInput::Text);
+        if state.cast::<PyDict>().is_ok() || is_mapping(state)? {
+            return mapping_to_json(state).map(StateInput::Text);
         }
         if let Ok(text) = state.cast::<PyString>() {
             // Only a str with lone surrogates fails here.
@@ -47,7 +49,8 @@ impl StateInput {
         Err(to_py_err(
             py,
             &Error::invalid(format!(
-                "the state must be a dict, a str or bytes (JSON or YAML), not {type_name}"
+                "the state must be a dict, a str or bytes (JSON or YAML), or another \
+                 mapping, not {type_name}"
             )),
         ))
     }
@@ -80,18 +83,34 @@ pub(crate) fn optional_text(
     }
 }
 
-/// A whole number of seconds for the core's `u32`; out of range is
-/// `InvalidArgumentError`.
-pub(crate) fn seconds_u32(py: Python<'_>, seconds: i64, name: &str) -> PyResult<u32> {
-    u32::try_from(seconds).map_err(|_| {
-        to_py_err(
-            py,
-            &Error::invalid(format!(
-                "{name}: {seconds} seconds is out of range 0..={}",
-                u32::MAX
-            )),
-        )
-    })
+/// `rollback_timeout` (PyO3's `from_py_with`): a whole number of seconds for the core's
+/// `u32`. An int out of range, however large (`2**70`), is `InvalidArgumentError`, raised
+/// while the arguments are taken, before the state is looked at or anything read; not
+/// an int stays PyO3's `TypeError`.
+pub(crate) fn rollback_timeout(value: &Bound<'_, PyAny>) -> PyResult<u32> {
+    seconds_u32(value, "rollback_timeout")
+}
+
+fn seconds_u32(value: &Bound<'_, PyAny>, name: &str) -> PyResult<u32> {
+    let py = value.py();
+    match value.extract::<u32>() {
+        Ok(seconds) => Ok(seconds),
+        Err(e) if value.is_instance_of::<PyInt>() || e.is_instance_of::<PyOverflowError>(py) => {
+            // An int too long for str() (Python's 4300-digit limit) is still out of range.
+            let shown = value
+                .str()
+                .map(|s| s.to_string())
+                .unwrap_or_else(|_| "a number that large".to_string());
+            Err(to_py_err(
+                py,
+                &Error::invalid(format!(
+                    "{name}: {shown} seconds is out of range 0..={}",
+                    u32::MAX
+                )),
+            ))
+        }
+        Err(e) => Err(e),
+    }
 }
 
 /// A float of seconds as a `Duration`: negative, NaN or infinite is
@@ -107,26 +126,67 @@ pub(crate) fn duration(py: Python<'_>, seconds: f64, name: &str) -> PyResult<Dur
     })
 }
 
-/// `json.dumps(dict, allow_nan=False)`. What JSON cannot hold (a set, an object, NaN, a
-/// cycle) is the caller's input error, with json's complaint as the cause.
-fn dict_to_json(dict: &Bound<'_, PyDict>) -> PyResult<String> {
-    let py = dict.py();
+/// Whether `obj` is a `collections.abc.Mapping`.
+fn is_mapping(obj: &Bound<'_, PyAny>) -> PyResult<bool> {
+    let mapping = obj.py().import("collections.abc")?.getattr("Mapping")?;
+    obj.is_instance(&mapping)
+}
+
+/// `json.dumps(state, allow_nan=False, default=...)`, where `default` takes a `Mapping`
+/// that is not a dict as one (`mptcpstate._state.json_default`). What cannot be a state
+/// is the caller's input error, `InvalidArgumentError` with the cause chained: a value
+/// JSON cannot hold (a set, NaN, a cycle), nesting deeper than Python's recursion limit
+/// (`RecursionError`), and any exception the caller's own mapping raises from
+/// `items()`, `keys()` or `__getitem__`. Only what is not about the input (Ctrl-C,
+/// `SystemExit`, `MemoryError`) goes through as it is.
+fn mapping_to_json(state: &Bound<'_, PyAny>) -> PyResult<String> {
+    let py = state.py();
     let kwargs = PyDict::new(py);
     kwargs.set_item("allow_nan", false)?;
+    kwargs.set_item(
+        "default",
+        py.import("mptcpstate._state")?.getattr("json_default")?,
+    )?;
     match py
         .import("json")?
-        .call_method("dumps", (dict,), Some(&kwargs))
+        .call_method("dumps", (state,), Some(&kwargs))
         .and_then(|text| text.extract::<String>())
     {
         Ok(text) => Ok(text),
+        Err(e) if e.is_instance_of::<PyRecursionError>(py) => Err(invalid_because(
+            py,
+            format!(
+                "the state is nested too deeply (a state is a few levels deep): {}",
+                e.value(py)
+            ),
+            e,
+        )),
         Err(e) if e.is_instance_of::<PyTypeError>(py) || e.is_instance_of::<PyValueError>(py) => {
             Err(invalid_because(
                 py,
-                format!("the state dict cannot be written as JSON: {e}"),
+                format!("the state cannot be written as JSON: {}", e.value(py)),
                 e,
             ))
         }
-        Err(e) => Err(e),
+        // KeyboardInterrupt, SystemExit (not `Exception`s) and MemoryError.
+        Err(e) if e.is_instance_of::<PyMemoryError>(py) || !e.is_instance_of::<PyException>(py) => {
+            Err(e)
+        }
+        Err(e) => {
+            let class = e
+                .get_type(py)
+                .name()
+                .map(|n| n.to_string())
+                .unwrap_or_else(|_| "exception".to_string());
+            Err(invalid_because(
+                py,
+                format!(
+                    "the state cannot be read: the mapping raised {class}: {}",
+                    e.value(py)
+                ),
+                e,
+            ))
+        }
     }
 }
 

@@ -125,12 +125,11 @@ mod _native {
         kernel_only: bool,
         verify_change: bool,
         commit: bool,
-        rollback_timeout: i64,
+        #[pyo3(from_py_with = input::rollback_timeout)] rollback_timeout: u32,
         save_to_disk: bool,
         verify_timeout: f64,
     ) -> PyResult<Option<String>> {
         let input = StateInput::from_py(state)?;
-        let rollback_timeout = input::seconds_u32(py, rollback_timeout, "rollback_timeout")?;
         let verify_timeout = input::duration(py, verify_timeout, "verify_timeout")?;
         let opts = mptcpstate::ApplyOptions {
             kernel_only,

@@ -1,5 +1,6 @@
 """The native module of mptcpstate. Use it through the package ``mptcpstate``."""
 
+from collections.abc import Mapping
 from typing import Any, Final, NoReturn
 
 __all__ = [
@@ -22,10 +23,10 @@ __version__: Final[str]
 ERROR_KINDS: Final[tuple[tuple[str, int, str], ...]]
 """``(kind, code, class name in mptcpstate.errors)`` for every error kind, by code."""
 
-def format(state: dict[str, Any] | str | bytes, *, yaml: bool = True) -> str:
+def format(state: Mapping[str, Any] | str | bytes, *, yaml: bool = True) -> str:
     """Parses and validates ``state`` and returns it in canonical form.
 
-    ``state`` is a dict (serialized to JSON first), or JSON or YAML text as str or
+    ``state`` is a dict or another mapping (serialized to JSON first), or JSON or YAML text as str or
     UTF-8 bytes. The output is YAML (starting with ``---``) by default, pretty-printed
     JSON with ``yaml=False``.
 
@@ -33,7 +34,7 @@ def format(state: dict[str, Any] | str | bytes, *, yaml: bool = True) -> str:
     fault in the message.
     """
 
-def generate_configurations(state: dict[str, Any] | str | bytes) -> dict[str, list[list[str]]]:
+def generate_configurations(state: Mapping[str, Any] | str | bytes) -> dict[str, list[list[str]]]:
     """Parses and validates ``state`` and returns the configuration files it stands
     for, without touching the system.
 
@@ -47,7 +48,7 @@ def show(*, kernel_only: bool = False) -> str:
     """The current state as JSON text (the package's ``show`` parses it)."""
 
 def apply(
-    state: dict[str, Any] | str | bytes,
+    state: Mapping[str, Any] | str | bytes,
     *,
     kernel_only: bool = False,
     verify_change: bool = True,
