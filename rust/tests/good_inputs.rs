@@ -19,8 +19,12 @@ fn every_good_input_gives_its_canonical_form() {
     let mut failures = Vec::new();
     for case in &table {
         let name = case["name"].as_str().unwrap();
-        let data =
-            std::fs::read(table_dir().join("inputs").join(case["file"].as_str().unwrap())).unwrap();
+        let data = std::fs::read(
+            table_dir()
+                .join("inputs")
+                .join(case["file"].as_str().unwrap()),
+        )
+        .unwrap();
         let want = std::fs::read_to_string(
             table_dir()
                 .join("expected")

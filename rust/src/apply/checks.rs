@@ -12,7 +12,9 @@ use std::net::IpAddr;
 
 use crate::log::Level;
 use crate::netlink::{EndpointFlags, KernelState, Link};
-use crate::state::{ineligibility, Interface, MptcpFlag, MptcpFlags, NetworkState, MAX_ENDPOINTS};
+use crate::state::{
+    ineligibility, Interface, InterfaceType, MptcpFlag, MptcpFlags, NetworkState, MAX_ENDPOINTS,
+};
 use crate::verify::Mode;
 use crate::{log_at, Error, ErrorKind, Log, Result};
 
@@ -140,6 +142,29 @@ pub fn check_links_exist(state: &NetworkState, view: &View<'_>) -> Result<()> {
                 iface.name
             )));
         }
+    }
+    Ok(())
+}
+
+/// A `type` the state gives must be the existing link's: `type: bond` for a veth is a
+/// state about some other interface, and applying it to this one (or, with `absent`,
+/// deleting this one's NetworkManager profiles) is not what it asks. `ethernet` also
+/// matches a veth (nmstate's older states call veths ethernet, and the seed does).
+/// A state naming a link that does not exist is [`check_links_exist`]'s.
+pub fn check_types(state: &NetworkState, view: &View<'_>) -> Result<()> {
+    for (i, iface) in state.interfaces.iter().enumerate() {
+        let (Some(want), Some(link)) = (iface.iface_type, view.link(&iface.name)) else {
+            continue;
+        };
+        let have = link.iface_type;
+        if want == have || (want == InterfaceType::Ethernet && have == InterfaceType::Veth) {
+            continue;
+        }
+        return Err(Error::invalid(format!(
+            "interfaces[{i}].type: {} is of type {have}, not {want}; give `type: {have}` \
+             (or leave `type` out), or name the {want} interface this state is for",
+            iface.name
+        )));
     }
     Ok(())
 }
@@ -435,6 +460,36 @@ mod tests {
         assert!(e.msg().contains("eth9 does not exist"), "{e}");
         let absent = "interfaces:\n- name: eth9\n  state: absent\n";
         assert!(check_links_exist(&state(absent), &view).is_ok());
+    }
+
+    #[test]
+    fn a_type_must_be_the_links() {
+        let k = kernel(); // eth1 and eth2 are veths
+        let view = View::new(&k, Mode::KernelOnly);
+        let with = |t: &str, st: &str| {
+            check_types(
+                &state(&format!(
+                    "interfaces:\n- name: eth2\n- name: eth1\n  type: {t}\n  state: {st}\n"
+                )),
+                &view,
+            )
+        };
+        for t in ["veth", "ethernet"] {
+            assert!(with(t, "up").is_ok(), "{t}");
+        }
+        for st in ["up", "down", "absent"] {
+            let e = with("bond", st).unwrap_err();
+            assert_eq!(e.kind(), ErrorKind::InvalidArgument);
+            assert!(
+                e.msg()
+                    .starts_with("interfaces[1].type: eth1 is of type veth, not bond"),
+                "{e}"
+            );
+        }
+        assert!(with("loopback", "up").is_err());
+        // A link that does not exist is not this check's.
+        let none = state("interfaces:\n- name: eth9\n  type: bond\n  state: absent\n");
+        assert!(check_types(&none, &view).is_ok());
     }
 
     #[test]

@@ -163,6 +163,7 @@ pub(super) async fn run<B: Backend>(
     let mut view = View::new(&kernel, B::MODE);
     backend.prepare(&mut state, &mut view, log)?;
     checks::check_links_exist(&state, &view)?;
+    checks::check_types(&state, &view)?;
     checks::check_mptcp_enabled(&state, &kernel)?;
     checks::check_implicit(&state, &kernel)?;
     checks::check_laminar(&state)?;

@@ -252,16 +252,38 @@ fn spellings_nmstate_refuses_are_refused() {
             .to_string()
     };
     for v in [
-        "\"t\"", "\"ja\"", "\" true\"", "\"true \"", "\"\"", "2", "-1", "\"2\"", "\"0x1\"", "1.0",
-        "\"yes please\"", "[true]",
+        "\"t\"",
+        "\"ja\"",
+        "\" true\"",
+        "\"true \"",
+        "\"\"",
+        "2",
+        "-1",
+        "\"2\"",
+        "\"0x1\"",
+        "1.0",
+        "\"yes please\"",
+        "[true]",
     ] {
         let m = err("enabled", v);
         assert!(m.starts_with("interfaces[0].ipv4.enabled: "), "{v}: {m}");
         assert!(m.contains("(YAML line 4"), "{v}: {m}");
     }
     for v in [
-        "\" 24\"", "\"24 \"", "\"\"", "\"0X18\"", "\"0o30\"", "\"0b11000\"", "\"-24\"", "\"2_4\"",
-        "\"24.0\"", "24.0", "\"0x\"", "\"twenty\"", "true", "\"1e1\"",
+        "\" 24\"",
+        "\"24 \"",
+        "\"\"",
+        "\"0X18\"",
+        "\"0o30\"",
+        "\"0b11000\"",
+        "\"-24\"",
+        "\"2_4\"",
+        "\"24.0\"",
+        "24.0",
+        "\"0x\"",
+        "\"twenty\"",
+        "true",
+        "\"1e1\"",
     ] {
         let m = err("prefix", v);
         assert!(

@@ -269,7 +269,10 @@ fn check_flags_with_mptcp_off(state: &NetworkState) -> Result<()> {
             continue;
         }
         if let Some(f) = iface.address_flags().filter(|f| asks(*f)) {
-            flagged.push(format!("interfaces[{i}].mptcp.address-flags {f} ({})", iface.name));
+            flagged.push(format!(
+                "interfaces[{i}].mptcp.address-flags {f} ({})",
+                iface.name
+            ));
         }
         for (family, k, a) in iface.addresses_indexed() {
             if let Some(f) = a.mptcp_flags.filter(|f| asks(*f)) {
@@ -452,7 +455,12 @@ mod tests {
             ("2001:db8::1", 0, false, "prefix-length 0"),
             ("::1", 128, false, "belongs on lo"),
             ("ff02::1", 64, false, "multicast"),
-            ("::ffff:192.0.2.9", 96, false, "give 192.0.2.9 under ipv4.address"),
+            (
+                "::ffff:192.0.2.9",
+                96,
+                false,
+                "give 192.0.2.9 under ipv4.address",
+            ),
             ("::192.0.2.9", 96, false, "IPv4-compatible"),
             ("::2", 128, false, "IPv4-compatible"),
         ] {
@@ -469,13 +477,24 @@ mod tests {
 
     #[test]
     fn contradictions() {
-        let e = |s: &str| parse(s, &Log::new()).map(|_| ()).unwrap_err().msg().to_string();
+        let e = |s: &str| {
+            parse(s, &Log::new())
+                .map(|_| ())
+                .unwrap_err()
+                .msg()
+                .to_string()
+        };
         assert!(e("interfaces: [{name: lo, state: absent}]").contains("lo cannot be absent"));
         assert!(parse("interfaces: [{name: lo, state: up}]", &Log::new()).is_ok());
         assert!(parse("interfaces: [{name: eth1, state: absent}]", &Log::new()).is_ok());
         let off = "mptcp: {enabled: false}\ninterfaces:\n";
-        let m = e(&format!("{off}- name: eth1\n  mptcp: {{address-flags: [subflow, backup]}}\n"));
-        assert!(m.contains("interfaces[0].mptcp.address-flags [subflow, backup] (eth1)"), "{m}");
+        let m = e(&format!(
+            "{off}- name: eth1\n  mptcp: {{address-flags: [subflow, backup]}}\n"
+        ));
+        assert!(
+            m.contains("interfaces[0].mptcp.address-flags [subflow, backup] (eth1)"),
+            "{m}"
+        );
         // MPTCP off everywhere, interfaces going away, and [implicit] are no contradiction.
         for ok in [
             "- name: eth1\n  mptcp: {address-flags: []}\n",
@@ -490,8 +509,15 @@ mod tests {
         let m = e(&format!(
             "{off}- name: eth1\n  ipv4: {{address: [{{ip: 192.0.2.2, prefix-length: 24, mptcp-flags: [signal]}}]}}\n"
         ));
-        assert!(m.contains("interfaces[0].ipv4.address[0].mptcp-flags [signal]"), "{m}");
+        assert!(
+            m.contains("interfaces[0].ipv4.address[0].mptcp-flags [signal]"),
+            "{m}"
+        );
         // enabled: true or absent: flags are fine.
-        assert!(parse("mptcp: {enabled: true}\ninterfaces: [{name: eth1, mptcp: {address-flags: [subflow]}}]", &Log::new()).is_ok());
+        assert!(parse(
+            "mptcp: {enabled: true}\ninterfaces: [{name: eth1, mptcp: {address-flags: [subflow]}}]",
+            &Log::new()
+        )
+        .is_ok());
     }
 }
