@@ -97,6 +97,13 @@ pub(super) trait Backend {
     /// Whether `undo` holds more than the backend's own checkpoint restores, so that a
     /// rollback by another process needs the persisted record.
     fn needs_record(undo: &Self::Undo) -> bool;
+
+    /// No-commit with the backend's own checkpoint alone (no record): keeps what a
+    /// rollback by another process needs besides it (NetworkManager: the kernel state
+    /// to wait for).
+    fn keep_alone(_undo: &Self::Undo) -> Result<()> {
+        Ok(())
+    }
 }
 
 /// A backend's plan.
@@ -265,6 +272,7 @@ fn keep<B: Backend>(
     if let Some(cp) = &own {
         if !B::needs_record(undo) && host_undo.is_empty() {
             // NetworkManager's checkpoint holds everything; its own timeout applies.
+            B::keep_alone(undo)?;
             return Ok(cp.clone());
         }
     }
