@@ -92,12 +92,19 @@ pub fn nm_error(what: &str, e: zbus::Error) -> Error {
     let denied = name.as_deref().is_some_and(|n| {
         n.contains("PermissionDenied") || n.contains("AccessDenied") || n.contains("AuthFailed")
     });
-    let kind = if denied {
-        ErrorKind::PermissionDenied
-    } else {
-        ErrorKind::NetworkManager
-    };
-    Error::new(kind, format!("{what}: {msg}"))
+    if denied {
+        // SAFETY: geteuid cannot fail.
+        let uid = unsafe { libc::geteuid() };
+        return Error::new(
+            ErrorKind::PermissionDenied,
+            format!(
+                "{what}: NetworkManager refused it to uid {uid} ({msg}): it lets only root \
+                 change its configuration, or users that polkit authorises for its \
+                 org.freedesktop.NetworkManager.* actions (never with auth-polkit=root-only)"
+            ),
+        );
+    }
+    Error::new(ErrorKind::NetworkManager, format!("{what}: {msg}"))
 }
 
 // ---------------------------------------------------------------------------------------
