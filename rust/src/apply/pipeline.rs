@@ -272,7 +272,15 @@ fn keep<B: Backend>(
     if let Some(cp) = &own {
         if !B::needs_record(undo) && host_undo.is_empty() {
             // NetworkManager's checkpoint holds everything; its own timeout applies.
-            B::keep_alone(undo)?;
+            if let Err(e) = B::keep_alone(undo) {
+                // The checkpoint stands; only a rollback by another process waits less.
+                log_at!(
+                    log,
+                    Level::Warn,
+                    "a rollback of {cp} by another process will not wait for the kernel: {}",
+                    e.msg()
+                );
+            }
             return Ok(cp.clone());
         }
     }
