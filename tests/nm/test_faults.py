@@ -146,6 +146,8 @@ def test_link_deleted_mid_apply_fails_fast(cli, require_nm, mode):
             assert proc.returncode == 6, err
             assert "the link vanished during the apply: eth1" in err, err
             assert took < 3, f"{took:.1f} s after the link went: {err}"
+            # The rollback put back what it could, and says what it could not.
+            assert "eth1" in err.split("the rollback failed too")[-1] and "gone" in err, err
             # eth2 is as before the apply.
             eps = [e for e in sb.endpoints() if e["address"] == "198.51.100.2"]
             assert not eps, sb.endpoints()

@@ -11,7 +11,7 @@
 //!
 //! Endpoint ids are not compared: NetworkManager re-adds the endpoints of a profile it
 //! restores, and the kernel numbers them. A link that is gone (deleted during the apply,
-//! or renamed) cannot come back: it is named at once, without waiting.
+//! or renamed) cannot come back: it is not waited for, and the error names it.
 //!
 //! For a no-commit apply whose NM checkpoint holds everything (no undo record of this
 //! library beside it), the expectation is kept in a small file of the namespace's record
@@ -232,8 +232,9 @@ impl KernelExpect {
         d
     }
 
-    /// Polls the kernel until it holds the expectation, at most `wait`. A gone link ends
-    /// the wait at once (it cannot come back).
+    /// Polls the kernel until it holds the expectation, at most `wait`. What a gone link
+    /// held is not waited for (it cannot come back), the rest is; the gone links are
+    /// named in the error.
     pub async fn wait(&self, wait: Duration, log: &Log) -> Result<()> {
         if self.is_empty() {
             return Ok(());
@@ -245,6 +246,15 @@ impl KernelExpect {
         loop {
             let kernel = netlink::read_kernel_for(&names, log).await?;
             let d = self.differences(&kernel);
+            if d.pending.is_empty() && !d.gone.is_empty() {
+                return Err(Error::new(
+                    ErrorKind::NetworkManager,
+                    format!(
+                        "NetworkManager's rollback could not bring back: {}",
+                        d.text()
+                    ),
+                ));
+            }
             if d.is_empty() {
                 log_at!(
                     log,
@@ -255,16 +265,12 @@ impl KernelExpect {
                 return Ok(());
             }
             let now = tokio::time::Instant::now();
-            if !d.gone.is_empty() || now >= deadline {
-                let within = if d.gone.is_empty() {
-                    format!(" within {} s", wait.as_secs_f32())
-                } else {
-                    String::new()
-                };
+            if now >= deadline {
                 return Err(Error::new(
                     ErrorKind::NetworkManager,
                     format!(
-                        "NetworkManager's rollback did not bring back{within}: {}",
+                        "NetworkManager's rollback did not bring back within {} s: {}",
+                        wait.as_secs_f32(),
                         d.text()
                     ),
                 ));

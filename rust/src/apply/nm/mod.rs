@@ -337,7 +337,7 @@ impl Backend for NmBackend {
                         "checkpoint {cp}: NetworkManager no longer holds it (rolled back by \
                          its timeout, or lost when NetworkManager stopped)"
                     );
-                    return Ok(false);
+                    return Ok(None);
                 };
                 if undo.expect_for_ms.is_some_and(|t| t != ours.created_ms) {
                     // The expectation kept for an older checkpoint of that path.
@@ -346,12 +346,16 @@ impl Backend for NmBackend {
                 let results = checkpoint::rollback(conn, &path)
                     .await
                     .map_err(|e| could_not_run(cp, e))?;
-                checkpoint::failures(conn, &results).await?;
-                Ok(true)
+                // Devices that failed (one deleted meanwhile): the others were rolled back.
+                Ok(Some(checkpoint::failures(conn, &results).await))
             }
             .await;
             match r {
-                Ok(done) => rolled_back = done,
+                Ok(None) => {}
+                Ok(Some(failed)) => {
+                    rolled_back = true;
+                    note(failed);
+                }
                 Err(e) => note(Err(e)),
             }
             expect::remove(cp);
@@ -377,11 +381,11 @@ impl Backend for NmBackend {
         }
         // NM answers CheckpointRollback when it has started to put the devices back: the
         // kernel holds the old addresses and endpoints some 50-150 ms later.
-        if rolled_back && first.is_none() {
+        if rolled_back {
             if let Some(expect) = &undo.expect {
                 if let Err(e) = expect.wait(expect::WAIT, log).await {
                     log_at!(log, Level::Error, "rollback: {}", e.msg());
-                    first = Some(e);
+                    first.get_or_insert(e);
                 }
             }
         }
