@@ -109,6 +109,36 @@ def test_rollback_returns_with_the_kernel_back(cli, require_nm):
         assert not left
 
 
+def test_kernel_mode_rollback_returns_with_the_kernel_back(cli, require_nm):
+    """The same cycles in kernel-only mode (no NetworkManager): the rollback writes over
+    netlink and reads the kernel back before it returns; `ip -j addr` and `ip -j mptcp
+    endpoint show` read as before, endpoint ids included."""
+    seed = SEED.replace("type: ethernet", "type: veth")
+    changed = CHANGED.replace("type: ethernet", "type: veth")
+    with Sandbox(["eth1"], nm=False) as sb:
+        try:
+            assert cli_apply(sb, cli, seed, "--kernel").returncode == 0
+            # The kernel's own link-local address finishes its duplicate address
+            # detection about a second after the link came up.
+            sb.wait_for(lambda: "fe80:" in sb.ip("-6", "addr", "show", "dev", "eth1")
+                        and not sb.ip("-6", "addr", "show", "tentative").strip(),
+                        what="eth1's link-local address past duplicate address detection")
+            before = kernel_view(sb)
+            rollers = [f for f in (faces.CliFace(cli), faces.python_face(), faces.c_face())
+                       if f is not None]
+            for i in range(20):
+                r = cli_apply(sb, cli, changed, "--kernel", "--no-commit")
+                assert r.returncode == 0, r.stderr
+                assert "192.0.2.9" in json.dumps(kernel_view(sb))
+                face = rollers[i % len(rollers)]
+                res = face.rollback(sb, r.stdout.strip())
+                assert res.code == 0, f"cycle {i} ({face.name}): {res}"
+                assert kernel_view(sb) == before, f"cycle {i} ({face.name})"
+        finally:
+            left = clean_records(sb, cli)
+        assert not left
+
+
 # --- item 9: a link deleted while the apply verifies -----------------------------------
 
 @pytest.mark.parametrize("mode", ["nm", "kernel"])
