@@ -58,9 +58,12 @@ def without_ids(view: tuple) -> tuple:
 
 
 def clean_records(sb: Sandbox, cli: str) -> list[str]:
+    """Rolls back the records a test left pending (returned: a failure), then removes the
+    namespace's record directory (its lock, expectation files, timer log)."""
     left = pending_records(sb)
     for path in left:
         sb.run([cli, "rollback", path], check=False)
+    shutil.rmtree(record_dir(sb), ignore_errors=True)
     return left
 
 
@@ -147,6 +150,7 @@ def test_link_deleted_mid_apply_fails_fast(cli, require_nm, mode):
     fails) with a 30 s window; eth1 is deleted 1 s in: the apply fails within about a
     second, with Verification naming eth1, and rolls back what it can (eth2's change)."""
     kernel = mode == "kernel"
+    proc = None
     with Sandbox(["eth1", "eth2"], nm=not kernel) as sb:
         try:
             sb.peer_ip("addr", "add", f"{CONFLICT_V6}/64", "dev", "eth1", "nodad")
@@ -192,6 +196,9 @@ def test_link_deleted_mid_apply_fails_fast(cli, require_nm, mode):
             if not kernel:
                 assert not checkpoints(sb)
         finally:
+            if proc is not None and proc.poll() is None:
+                proc.kill()
+                proc.wait()
             left = clean_records(sb, cli)
         assert not left
 
@@ -203,6 +210,7 @@ def test_nm_killed_mid_apply_then_the_next_apply_converges(cli, require_nm):
     rollback could not run and naming the checkpoint; NM is started again; the next
     apply of the desired state converges in one call, and so does one after a no-commit
     apply whose NetworkManager was killed."""
+    proc = None
     with Sandbox(["eth1"]) as sb:
         try:
             assert cli_apply(sb, cli, SEED).returncode == 0
@@ -245,6 +253,9 @@ def test_nm_killed_mid_apply_then_the_next_apply_converges(cli, require_nm):
             r = sb.run([cli, "rollback"], check=False)
             assert r.returncode == 0 and "nothing to roll back" in r.stderr, r.stderr
         finally:
+            if proc is not None and proc.poll() is None:
+                proc.kill()
+                proc.wait()
             left = clean_records(sb, cli)
         assert not left
 
