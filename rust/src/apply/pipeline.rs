@@ -97,6 +97,13 @@ pub(super) trait Backend {
     /// Whether `undo` holds more than the backend's own checkpoint restores, so that a
     /// rollback by another process needs the persisted record.
     fn needs_record(undo: &Self::Undo) -> bool;
+
+    /// No-commit with the backend's own checkpoint alone (no record): keeps what a
+    /// rollback by another process needs besides it (NetworkManager: the kernel state
+    /// to wait for).
+    fn keep_alone(_undo: &Self::Undo) -> Result<()> {
+        Ok(())
+    }
 }
 
 /// A backend's plan.
@@ -202,7 +209,7 @@ pub(super) async fn run<B: Backend>(
             .execute(&plan, &mut writer, opts, &report, log)
             .await?;
         if opts.verify {
-            verify(&state, &names, B::MODE, opts, &report, log).await?;
+            verify(&state, &kernel, &names, B::MODE, opts, &report, log).await?;
         }
         Ok::<(), Error>(())
     };
@@ -266,6 +273,15 @@ fn keep<B: Backend>(
     if let Some(cp) = &own {
         if !B::needs_record(undo) && host_undo.is_empty() {
             // NetworkManager's checkpoint holds everything; its own timeout applies.
+            if let Err(e) = B::keep_alone(undo) {
+                // The checkpoint stands; only a rollback by another process waits less.
+                log_at!(
+                    log,
+                    Level::Warn,
+                    "a rollback of {cp} by another process will not wait for the kernel: {}",
+                    e.msg()
+                );
+            }
             return Ok(cp.clone());
         }
     }
@@ -385,9 +401,29 @@ async fn interruptible<F: std::future::Future<Output = Result<()>>>(
     }
 }
 
-/// Polls the kernel until it holds `state` or `opts.verify_timeout` runs out.
+/// The links the apply found (`before`) that are gone now (deleted, or renamed: the same
+/// name on another index counts as gone too), other than those the state removes.
+fn vanished(state: &NetworkState, before: &KernelState, now: &KernelState) -> Vec<String> {
+    state
+        .interfaces
+        .iter()
+        .filter(|i| i.state != Some(crate::state::InterfaceState::Absent))
+        .filter_map(|i| {
+            let was = before.links.iter().find(|l| l.name == i.name)?;
+            let still = now
+                .links
+                .iter()
+                .any(|l| l.name == i.name && l.index == was.index);
+            (!still).then(|| format!("{} (ifindex {})", i.name, was.index))
+        })
+        .collect()
+}
+
+/// Polls the kernel until it holds `state` or `opts.verify_timeout` runs out. A link
+/// that vanishes meanwhile ends the wait at once: the state cannot be reached.
 async fn verify(
     state: &NetworkState,
+    before: &KernelState,
     names: &[String],
     mode: Mode,
     opts: &ApplyOptions,
@@ -399,6 +435,17 @@ async fn verify(
     let mut round = 0;
     loop {
         let kernel = read_kernel(names, log).await?;
+        let gone = vanished(state, before, &kernel);
+        if !gone.is_empty() {
+            return Err(Error::new(
+                ErrorKind::Verification,
+                format!(
+                    "the link vanished during the apply: {} (deleted or renamed); the state \
+                     cannot be reached",
+                    gone.join(", ")
+                ),
+            ));
+        }
         let mismatches = verify::check(state, &kernel, mode);
         if mismatches.is_empty() {
             return Ok(());
@@ -417,5 +464,31 @@ async fn verify(
         let pause = VERIFY_BACKOFF_MS[round.min(VERIFY_BACKOFF_MS.len() - 1)];
         round += 1;
         tokio::time::sleep(Duration::from_millis(pause)).await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::testkit::{self, link};
+
+    #[test]
+    fn a_link_deleted_or_replaced_has_vanished() {
+        let state = testkit::state(
+            "interfaces:\n- name: eth1\n- name: eth2\n- name: eth3\n  state: absent\n- name: eth9\n",
+        );
+        let before = testkit::kernel(
+            vec![link(2, "eth1"), link(3, "eth2"), link(4, "eth3")],
+            vec![],
+            vec![],
+        );
+        assert!(vanished(&state, &before, &before).is_empty());
+        // eth1 deleted, eth2 deleted and made again (another index), eth3 removed as asked;
+        // eth9 was never there (the live checks speak of it).
+        let now = testkit::kernel(vec![link(7, "eth2")], vec![], vec![]);
+        assert_eq!(
+            vanished(&state, &before, &now),
+            vec!["eth1 (ifindex 2)", "eth2 (ifindex 3)"]
+        );
     }
 }

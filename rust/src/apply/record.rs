@@ -152,12 +152,19 @@ fn netns_cookie() -> Option<u64> {
 }
 
 fn io_error(what: &str, path: &Path, e: io::Error) -> Error {
-    let kind = if e.kind() == io::ErrorKind::PermissionDenied {
-        ErrorKind::PermissionDenied
-    } else {
-        ErrorKind::Kernel
-    };
-    Error::new(kind, format!("{what} {}: {e}", path.display()))
+    if e.kind() == io::ErrorKind::PermissionDenied {
+        // SAFETY: geteuid cannot fail.
+        let uid = unsafe { libc::geteuid() };
+        return Error::new(
+            ErrorKind::PermissionDenied,
+            format!(
+                "{what} {}: {e}: the undo records of applies, commits and rollbacks are \
+                 root's (running as uid {uid}): run as root",
+                path.display()
+            ),
+        );
+    }
+    Error::new(ErrorKind::Kernel, format!("{what} {}: {e}", path.display()))
 }
 
 /// The namespace's directory, made (mode 0700) if missing.
@@ -398,6 +405,10 @@ impl Lock {
 /// Refuses an apply that would change what a pending record holds: the same interfaces
 /// (kernel mode; NM's checkpoint refuses overlapping devices itself) or the host knobs.
 pub fn check_not_busy(interfaces: &[String], host_knobs: bool, kernel_mode: bool) -> Result<()> {
+    if !kernel_mode && !host_knobs {
+        // NetworkManager's checkpoints keep its applies apart: no record can be in the way.
+        return Ok(());
+    }
     for (path, r) in pending()? {
         let overlap: Vec<&String> = if kernel_mode {
             r.interfaces

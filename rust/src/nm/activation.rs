@@ -33,11 +33,12 @@ use zbus::zvariant::{ObjectPath, OwnedObjectPath};
 use zbus::{MatchRule, Message, MessageStream};
 
 use super::dbus::{
-    active_connection_proxy, bounded, device_control_proxy, error_name, nm_control_proxy, nm_error,
-    NetworkManagerControlProxy, Settings, MAX_IN_FLIGHT, NM_BUS_NAME,
+    active_connection_proxy, bounded, device_control_proxy, device_proxy, error_name,
+    nm_control_proxy, nm_error, NetworkManagerControlProxy, Settings, MAX_IN_FLIGHT, NM_BUS_NAME,
 };
 use super::profile::is_gone;
-use crate::{Error, ErrorKind, Result};
+use crate::log::Level;
+use crate::{log_at, Error, ErrorKind, Log, Result};
 
 /// `NMActiveConnectionState`.
 pub const NM_ACTIVE_CONNECTION_STATE_UNKNOWN: u32 = 0;
@@ -88,20 +89,126 @@ pub async fn reapply(
     settings: Option<&Settings>,
     version_id: u64,
 ) -> Result<Reapplied> {
+    match reapply_once(conn, device, settings, version_id).await? {
+        Attempt::Done(r) => Ok(r),
+        Attempt::Mismatch(e) => Err(nm_error(&format!("reapplying on {}", device.as_str()), e)),
+    }
+}
+
+/// How many times [`reapply_retrying`] calls `Device.Reapply` at most.
+pub const REAPPLY_TRIES: usize = 3;
+
+/// [`reapply`] of the device's profile as it is now, tried again (at most
+/// [`REAPPLY_TRIES`] calls in all) with the version id read afresh when NM answers
+/// `...Device.VersionIdMismatch`: the applied connection changed between our read and the
+/// reapply (NetworkManager itself bumps it while it settles a device, e.g. right after it
+/// started and took over an active link; or another client reapplied). The profile was
+/// written before: reapplying it onto the newer applied connection is still the apply's
+/// intent. Each retry is logged (`name`: the interface).
+pub async fn reapply_retrying(
+    conn: &zbus::Connection,
+    device: &ObjectPath<'_>,
+    version_id: u64,
+    name: &str,
+    log: &Log,
+) -> Result<Reapplied> {
+    let reread = || async {
+        let dev = device_proxy(conn, device.to_owned().into())
+            .await
+            .map_err(|e| nm_error("NetworkManager device", e))?;
+        dev.get_applied_connection(0)
+            .await
+            .map(|(_, v)| v)
+            .map_err(|e| nm_error(&format!("reading the applied connection of {name}"), e))
+    };
+    let call = |v: u64| reapply_once(conn, device, None, v);
+    let note = |try_no: usize, v: u64, e: &zbus::Error| {
+        log_at!(
+            log,
+            Level::Info,
+            "{name}: NetworkManager changed the applied connection meanwhile ({e}); \
+             reapplying onto version {v} (try {try_no} of {REAPPLY_TRIES})"
+        );
+    };
+    retry_mismatch(version_id, REAPPLY_TRIES, call, reread, note)
+        .await
+        .map_err(|e| match e {
+            Failure::Error(e) => e,
+            Failure::Mismatch(e) => nm_error(
+                &format!(
+                    "reapplying on {name}: the applied connection kept changing under the \
+                     apply ({REAPPLY_TRIES} tries)"
+                ),
+                e,
+            ),
+        })
+}
+
+/// One `Device.Reapply`, with `VersionIdMismatch` kept apart.
+enum Attempt {
+    Done(Reapplied),
+    Mismatch(zbus::Error),
+}
+
+enum Failure {
+    Error(Error),
+    Mismatch(zbus::Error),
+}
+
+async fn reapply_once(
+    conn: &zbus::Connection,
+    device: &ObjectPath<'_>,
+    settings: Option<&Settings>,
+    version_id: u64,
+) -> Result<Attempt> {
     let dev = device_control_proxy(conn, device.to_owned())
         .await
         .map_err(|e| nm_error("NetworkManager device", e))?;
     let empty = Settings::new();
     match dev.reapply(settings.unwrap_or(&empty), version_id, 0).await {
-        Ok(()) => Ok(Reapplied::Done),
+        Ok(()) => Ok(Attempt::Done(Reapplied::Done)),
         Err(e)
             if error_name(&e).is_some_and(|n| {
                 n.ends_with(".IncompatibleConnection") || n.ends_with(".NotActive")
             }) =>
         {
-            Ok(Reapplied::NeedsActivation(e.to_string()))
+            Ok(Attempt::Done(Reapplied::NeedsActivation(e.to_string())))
+        }
+        Err(e) if error_name(&e).is_some_and(|n| n.ends_with(".VersionIdMismatch")) => {
+            Ok(Attempt::Mismatch(e))
         }
         Err(e) => Err(nm_error(&format!("reapplying on {}", device.as_str()), e)),
+    }
+}
+
+/// The retry loop of [`reapply_retrying`], apart from D-Bus: `call(version)` until it is
+/// not a mismatch, `reread()` for the next version, `tries` calls at most.
+async fn retry_mismatch<C, CF, R, RF, N>(
+    first: u64,
+    tries: usize,
+    mut call: C,
+    mut reread: R,
+    mut note: N,
+) -> std::result::Result<Reapplied, Failure>
+where
+    C: FnMut(u64) -> CF,
+    CF: std::future::Future<Output = Result<Attempt>>,
+    R: FnMut() -> RF,
+    RF: std::future::Future<Output = Result<u64>>,
+    N: FnMut(usize, u64, &zbus::Error),
+{
+    let mut version = first;
+    let mut try_no = 1;
+    loop {
+        match call(version).await.map_err(Failure::Error)? {
+            Attempt::Done(r) => return Ok(r),
+            Attempt::Mismatch(e) if try_no >= tries => return Err(Failure::Mismatch(e)),
+            Attempt::Mismatch(e) => {
+                version = reread().await.map_err(Failure::Error)?;
+                try_no += 1;
+                note(try_no, version, &e);
+            }
+        }
     }
 }
 
@@ -465,6 +572,8 @@ mod tests {
         assert_send(&activate(conn, p, p, t));
         assert_send(&activate_many(conn, &[], t));
         assert_send(&reapply(conn, p, Some(s), 0));
+        let log = Log::new();
+        assert_send(&reapply_retrying(conn, p, 0, "eth1", &log));
         assert_send(&deactivation::deactivate(conn, p, t));
         assert_send(&deactivation::disconnect(conn, p, t));
         assert_send(&profile::lookup(conn, "eth1"));
@@ -475,6 +584,78 @@ mod tests {
         assert_send(&checkpoint::create(conn, &[], 0));
         assert_send(&checkpoint::rollback(conn, p));
         assert_send(&checkpoint::list(conn));
+    }
+
+    fn mismatch() -> zbus::Error {
+        let name = zbus::names::OwnedErrorName::try_from(
+            "org.freedesktop.NetworkManager.Device.VersionIdMismatch",
+        )
+        .unwrap();
+        let msg = zbus::message::Message::method_call("/", "x")
+            .unwrap()
+            .build(&())
+            .unwrap();
+        zbus::Error::MethodError(name, Some("mismatch".into()), msg)
+    }
+
+    /// A mismatch is tried again with the version read afresh, at most `tries` calls;
+    /// other failures are not retried.
+    #[test]
+    fn version_mismatch_is_retried_with_a_fresh_version() {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .build()
+            .unwrap();
+        let run = |mismatches: usize, tries: usize| {
+            let calls = std::cell::RefCell::new(Vec::new());
+            let notes = std::cell::RefCell::new(Vec::new());
+            let next = std::cell::Cell::new(7u64);
+            let r = rt.block_on(retry_mismatch(
+                5,
+                tries,
+                |v| {
+                    calls.borrow_mut().push(v);
+                    let n = calls.borrow().len();
+                    async move {
+                        Ok(if n <= mismatches {
+                            Attempt::Mismatch(mismatch())
+                        } else {
+                            Attempt::Done(Reapplied::Done)
+                        })
+                    }
+                },
+                || {
+                    let v = next.get();
+                    next.set(v + 1);
+                    async move { Ok(v) }
+                },
+                |t, v, _| notes.borrow_mut().push((t, v)),
+            ));
+            (r, calls.into_inner(), notes.into_inner())
+        };
+        let (r, calls, notes) = run(0, 3);
+        assert!(matches!(r, Ok(Reapplied::Done)));
+        assert_eq!((calls, notes), (vec![5], vec![]));
+        let (r, calls, notes) = run(2, 3);
+        assert!(matches!(r, Ok(Reapplied::Done)));
+        assert_eq!(calls, vec![5, 7, 8]);
+        assert_eq!(notes, vec![(2, 7), (3, 8)]);
+        let (r, calls, _) = run(3, 3);
+        assert!(matches!(r, Err(Failure::Mismatch(_))));
+        assert_eq!(calls, vec![5, 7, 8]);
+
+        let calls = std::cell::Cell::new(0);
+        let r = rt.block_on(retry_mismatch(
+            5,
+            3,
+            |_| {
+                calls.set(calls.get() + 1);
+                async { Err(Error::new(ErrorKind::NetworkManager, "refused")) }
+            },
+            || async { Ok(1) },
+            |_, _, _| {},
+        ));
+        assert!(matches!(r, Err(Failure::Error(_))));
+        assert_eq!(calls.get(), 1);
     }
 
     #[test]

@@ -249,6 +249,16 @@ pub async fn adjust_rollback_timeout(
         .map_err(|e| checkpoint_error("changing the rollback timeout of", checkpoint, e))
 }
 
+/// When NM made checkpoint `path` (`Created`, milliseconds of `CLOCK_BOOTTIME`).
+pub async fn created(conn: &zbus::Connection, path: &OwnedObjectPath) -> Result<i64> {
+    checkpoint_proxy(conn, path.clone())
+        .await
+        .map_err(|e| nm_error("NetworkManager checkpoint", e))?
+        .created()
+        .await
+        .map_err(|e| nm_error("reading a checkpoint", e))
+}
+
 /// Every checkpoint NM holds, with its devices and timing.
 pub async fn list(conn: &zbus::Connection) -> Result<Vec<CheckpointInfo>> {
     let nm = nm_control_proxy(conn)

@@ -66,6 +66,9 @@ pub async fn device_proxy(
         .await
 }
 
+/// How an error about a NetworkManager that is not on the bus starts.
+pub const NOT_RUNNING: &str = "NetworkManager is not running on the system bus";
+
 /// Maps a D-Bus failure to the library's error, keeping NM's error name.
 pub fn nm_error(what: &str, e: zbus::Error) -> Error {
     let name = match &e {
@@ -81,7 +84,7 @@ pub fn nm_error(what: &str, e: zbus::Error) -> Error {
         return Error::new(
             ErrorKind::NetworkManager,
             format!(
-                "NetworkManager is not running on the system bus ({msg}); \
+                "{NOT_RUNNING} ({msg}); \
                  on hosts without NetworkManager, use kernel-only mode"
             ),
         );
@@ -89,12 +92,19 @@ pub fn nm_error(what: &str, e: zbus::Error) -> Error {
     let denied = name.as_deref().is_some_and(|n| {
         n.contains("PermissionDenied") || n.contains("AccessDenied") || n.contains("AuthFailed")
     });
-    let kind = if denied {
-        ErrorKind::PermissionDenied
-    } else {
-        ErrorKind::NetworkManager
-    };
-    Error::new(kind, format!("{what}: {msg}"))
+    if denied {
+        // SAFETY: geteuid cannot fail.
+        let uid = unsafe { libc::geteuid() };
+        return Error::new(
+            ErrorKind::PermissionDenied,
+            format!(
+                "{what}: NetworkManager refused it to uid {uid} ({msg}): it lets only root \
+                 change its configuration, or users that polkit authorises for its \
+                 org.freedesktop.NetworkManager.* actions (never with auth-polkit=root-only)"
+            ),
+        );
+    }
+    Error::new(ErrorKind::NetworkManager, format!("{what}: {msg}"))
 }
 
 // ---------------------------------------------------------------------------------------

@@ -188,7 +188,7 @@ pub async fn execute(
         .zip(&profiles)
         .filter_map(|(s, p)| match (&s.live, &s.device) {
             (Live::Reapply { version_id }, Some(d)) => Some(async move {
-                let r = activation::reapply(conn, d, None, *version_id).await;
+                let r = activation::reapply_retrying(conn, d, *version_id, &s.name, log).await;
                 (s, d, p, r)
             }),
             _ => None,

@@ -9,6 +9,7 @@
 //!   were not applied to a held device, profiles deleted).
 
 mod exec;
+pub(super) mod expect;
 mod plan;
 
 use std::collections::HashMap;
@@ -16,6 +17,7 @@ use std::collections::HashMap;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use zbus::zvariant::OwnedObjectPath;
 
+use self::expect::KernelExpect;
 use self::plan::{Current, NmIface, Step, Write};
 use super::checks::View;
 use super::pipeline::{Backend, Plan, Reporter};
@@ -24,7 +26,7 @@ use super::ApplyOptions;
 use crate::log::Level;
 use crate::netlink::{KernelState, Writer};
 use crate::nm::checkpoint;
-use crate::nm::dbus::{bounded, nm_error, nm_proxy, Settings};
+use crate::nm::dbus::{bounded, nm_error, nm_proxy, Settings, NOT_RUNNING};
 use crate::nm::profile::{self, Profile, Storage};
 use crate::nm::query::{checked_version, connect, ensure_same_namespace};
 use crate::state::{MptcpFlag, NetworkState};
@@ -97,14 +99,33 @@ pub struct NmUndo {
     deleted: Vec<SettingsBlob>,
     #[serde(default)]
     memory_only: bool,
+    /// NM's `Created` of the checkpoint: NM numbers checkpoints anew after a restart, so
+    /// the path alone may name another apply's checkpoint by then.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    checkpoint_created_ms: Option<i64>,
+    /// What the kernel held before the apply, on the links it changes: a rollback waits
+    /// until the kernel holds it again.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    expect: Option<KernelExpect>,
+    /// The creation time of the checkpoint `expect` was kept for (an expectation file
+    /// found for a checkpoint path given by the caller).
+    #[serde(skip)]
+    expect_for_ms: Option<i64>,
 }
 
 impl NmUndo {
     /// The undo of a checkpoint with nothing beside it (made by another process, or that
     /// held everything).
+    ///
+    /// The expectation kept beside it by a no-commit apply of this library comes with it
+    /// (its checkpoint's creation time with it, so that a checkpoint of a later
+    /// NetworkManager under the same path is not taken for it).
     pub fn of_checkpoint(path: &str) -> Self {
+        let file = expect::load(path);
         NmUndo {
             checkpoint: Some(path.to_string()),
+            expect_for_ms: file.as_ref().map(|f| f.created_ms),
+            expect: file.map(|f| f.expect),
             ..NmUndo::default()
         }
     }
@@ -210,16 +231,25 @@ impl Backend for NmBackend {
     async fn begin(
         &mut self,
         plan: &NmPlan,
-        _kernel: &KernelState,
+        kernel: &KernelState,
         opts: &ApplyOptions,
         log: &Log,
     ) -> Result<NmUndo> {
+        if expect::any_files() {
+            if let Ok(held) = checkpoint::list(&self.conn).await {
+                let held: Vec<(String, i64)> = held
+                    .iter()
+                    .map(|c| (c.path.as_str().to_string(), c.created_ms))
+                    .collect();
+                expect::remove_stale(&held);
+            }
+        }
         let mut devices: Vec<OwnedObjectPath> =
             plan.0.iter().filter_map(|s| s.device.clone()).collect();
         devices.sort_by(|a, b| a.as_str().cmp(b.as_str()));
         devices.dedup();
-        let cp = if devices.is_empty() {
-            None
+        let (cp, created) = if devices.is_empty() {
+            (None, None)
         } else {
             let cp = checkpoint::create(&self.conn, &devices, opts.rollback_timeout).await?;
             log_at!(
@@ -229,11 +259,15 @@ impl Backend for NmBackend {
                 cp.as_str(),
                 devices.len()
             );
-            Some(cp.as_str().to_string())
+            let created = checkpoint::created(&self.conn, &cp).await.ok();
+            (Some(cp.as_str().to_string()), created)
         };
+        let changed = plan.changed();
         let mut undo = NmUndo {
             checkpoint: cp,
+            checkpoint_created_ms: created,
             memory_only: opts.memory_only,
+            expect: Some(KernelExpect::capture(kernel, &changed)),
             ..NmUndo::default()
         };
         for s in &plan.0 {
@@ -268,12 +302,12 @@ impl Backend for NmBackend {
 
     async fn commit(&mut self, undo: &NmUndo, _log: &Log) -> Result<()> {
         if let Some(cp) = &undo.checkpoint {
-            checkpoint::destroy(&self.conn, &object_path(cp)?.as_ref()).await?;
+            destroy_checkpoint(&self.conn, cp).await?;
         }
         Ok(())
     }
 
-    async fn roll_back(&mut self, undo: NmUndo, _writer: &mut Writer, log: &Log) -> Result<()> {
+    async fn roll_back(&mut self, mut undo: NmUndo, _writer: &mut Writer, log: &Log) -> Result<()> {
         let conn = &self.conn;
         let mut first: Option<Error> = None;
         let mut note = |r: Result<()>| {
@@ -282,25 +316,49 @@ impl Backend for NmBackend {
                 first.get_or_insert(e);
             }
         };
+        let mut rolled_back = false;
         if let Some(cp) = &undo.checkpoint {
             let r = async {
                 let path = object_path(cp)?;
                 // At a record's deadline NetworkManager may have rolled its checkpoint back
-                // by itself already: then only the rest is ours to put back.
-                let held = checkpoint::list(conn).await?;
-                if !held.iter().any(|c| c.path.as_str() == cp) {
+                // by itself already: then only the rest is ours to put back. A
+                // NetworkManager that restarted holds none of its checkpoints, and may
+                // hold another one under the same path: the creation time tells.
+                let held = checkpoint::list(conn)
+                    .await
+                    .map_err(|e| could_not_run(cp, e))?;
+                let Some(ours) = held.iter().find(|c| {
+                    c.path.as_str() == cp
+                        && undo.checkpoint_created_ms.is_none_or(|t| t == c.created_ms)
+                }) else {
                     log_at!(
                         log,
                         Level::Info,
-                        "checkpoint {cp}: NetworkManager no longer holds it (rolled back by                          its timeout)"
+                        "checkpoint {cp}: NetworkManager no longer holds it (rolled back by \
+                         its timeout, or lost when NetworkManager stopped)"
                     );
-                    return Ok(());
+                    return Ok(None);
+                };
+                if undo.expect_for_ms.is_some_and(|t| t != ours.created_ms) {
+                    // The expectation kept for an older checkpoint of that path.
+                    undo.expect = None;
                 }
-                let results = checkpoint::rollback(conn, &path).await?;
-                checkpoint::failures(conn, &results).await
+                let results = checkpoint::rollback(conn, &path)
+                    .await
+                    .map_err(|e| could_not_run(cp, e))?;
+                // Devices that failed (one deleted meanwhile): the others were rolled back.
+                Ok(Some(checkpoint::failures(conn, &results).await))
             }
             .await;
-            note(r);
+            match r {
+                Ok(None) => {}
+                Ok(Some(failed)) => {
+                    rolled_back = true;
+                    note(failed);
+                }
+                Err(e) => note(Err(e)),
+            }
+            expect::remove(cp);
         }
         let storage = undo.storage();
         let mut puts = Vec::new();
@@ -321,6 +379,16 @@ impl Backend for NmBackend {
         for r in bounded(adds).await {
             note(r.map(|_| ()));
         }
+        // NM answers CheckpointRollback when it has started to put the devices back: the
+        // kernel holds the old addresses and endpoints some 50-150 ms later.
+        if rolled_back {
+            if let Some(expect) = &undo.expect {
+                if let Err(e) = expect.wait(expect::WAIT, log).await {
+                    log_at!(log, Level::Error, "rollback: {}", e.msg());
+                    first.get_or_insert(e);
+                }
+            }
+        }
         first.map_or(Ok(()), Err)
     }
 
@@ -331,6 +399,36 @@ impl Backend for NmBackend {
     fn needs_record(undo: &NmUndo) -> bool {
         !undo.updated.is_empty() || !undo.deleted.is_empty()
     }
+
+    fn keep_alone(undo: &NmUndo) -> Result<()> {
+        let (Some(cp), Some(created_ms), Some(expect)) =
+            (&undo.checkpoint, undo.checkpoint_created_ms, &undo.expect)
+        else {
+            return Ok(());
+        };
+        expect::save(&expect::ExpectFile {
+            checkpoint: cp.clone(),
+            created_ms,
+            expect: expect.clone(),
+        })
+    }
+}
+
+/// A rollback that NetworkManager could not be asked for: when NM is gone (killed, or
+/// stopped mid-apply), the error says so, and what becomes of the change.
+fn could_not_run(cp: &str, e: Error) -> Error {
+    if !e.msg().starts_with(NOT_RUNNING) {
+        return e;
+    }
+    Error::new(
+        ErrorKind::NetworkManager,
+        format!(
+            "the rollback could not run: {NOT_RUNNING}, so checkpoint {cp} was not rolled \
+             back (NetworkManager keeps checkpoints in memory: a NetworkManager started again \
+             has none, and brings up the profiles as they are on disk); once it runs again, \
+             apply the state again"
+        ),
+    )
 }
 
 fn object_path(path: &str) -> Result<OwnedObjectPath> {
@@ -338,9 +436,12 @@ fn object_path(path: &str) -> Result<OwnedObjectPath> {
         .map_err(|_| Error::invalid(format!("`{path}` is not a checkpoint path")))
 }
 
-/// Commits NetworkManager's checkpoint `path` (destroys it).
+/// Commits NetworkManager's checkpoint `path` (destroys it), and forgets what a rollback
+/// of it would have waited for.
 pub async fn destroy_checkpoint(conn: &zbus::Connection, path: &str) -> Result<()> {
-    checkpoint::destroy(conn, &object_path(path)?.as_ref()).await
+    checkpoint::destroy(conn, &object_path(path)?.as_ref()).await?;
+    expect::remove(path);
+    Ok(())
 }
 
 /// NetworkManager's newest checkpoint, if any.
@@ -372,9 +473,28 @@ mod tests {
             updated: vec![("/x".into(), SettingsBlob(settings.clone()))],
             deleted: vec![SettingsBlob(settings.clone())],
             memory_only: true,
+            checkpoint_created_ms: Some(12345),
+            expect: Some(KernelExpect::capture(
+                &crate::testkit::kernel(
+                    vec![crate::testkit::link(2, "eth1")],
+                    vec![crate::testkit::addr(2, "192.0.2.2", crate::testkit::PERM)],
+                    vec![crate::testkit::endpoint(1, "192.0.2.2", 3, Some(2))],
+                ),
+                &["eth1".to_string()],
+            )),
+            expect_for_ms: None,
         };
         let json = serde_json::to_value(&undo).unwrap();
         let back: NmUndo = serde_json::from_value(json).unwrap();
+        assert_eq!(back.checkpoint_created_ms, Some(12345));
+        assert_eq!(back.expect, undo.expect);
+        // A record written before these fields existed still reads.
+        let old: NmUndo = serde_json::from_value(serde_json::json!({
+            "checkpoint": "/org/freedesktop/NetworkManager/Checkpoint/3",
+            "updated": [], "deleted": [], "memory-only": false
+        }))
+        .unwrap();
+        assert!(old.expect.is_none() && old.checkpoint_created_ms.is_none());
         assert_eq!(back.updated[0].1 .0, settings);
         assert_eq!(back.deleted[0].0, settings);
         assert!(back.memory_only);
