@@ -154,6 +154,55 @@ impl<'de> Deserialize<'de> for SettingsBlob {
     }
 }
 
+impl NmBackend {
+    /// Marks the devices NetworkManager shows as "connected (externally)": configured
+    /// outside NM (`ip addr add`), with a profile NM generated in memory
+    /// (`NM_SETTINGS_CONNECTION_FLAG_EXTERNAL`). That profile is nobody's configuration:
+    /// such a device holds a state as long as the kernel does, and a change gets a profile
+    /// of its own. NM generates these profiles with `autoconnect` off, so only applied
+    /// profiles with `autoconnect` off are asked (one property read each).
+    async fn mark_external(&mut self) -> Result<()> {
+        use crate::nm::dbus::NM_SETTINGS_CONNECTION_FLAG_EXTERNAL;
+        let by_uuid: HashMap<String, OwnedObjectPath> = self
+            .profiles
+            .iter()
+            .filter_map(|p| Some((p.uuid()?, p.path.clone())))
+            .collect();
+        let candidates: Vec<(String, OwnedObjectPath)> = self
+            .ifaces
+            .iter()
+            .filter_map(|(name, nm)| {
+                let applied = nm.applied.as_ref()?;
+                let autoconnect =
+                    crate::nm::settings::get_bool(&applied.settings, "connection", "autoconnect");
+                if autoconnect != Some(false) {
+                    return None;
+                }
+                Some((name.clone(), by_uuid.get(&applied.uuid()?)?.clone()))
+            })
+            .collect();
+        let conn = &self.conn;
+        let paths: Vec<OwnedObjectPath> = candidates.iter().map(|(_, p)| p.clone()).collect();
+        let flags = bounded(paths.into_iter().map(|p| profile_flags(conn, p))).await;
+        for ((name, _), f) in candidates.iter().zip(flags) {
+            if f? & NM_SETTINGS_CONNECTION_FLAG_EXTERNAL != 0 {
+                if let Some(nm) = self.ifaces.get_mut(name) {
+                    nm.external = true;
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+/// A profile's `Flags`; 0 for a profile deleted meanwhile (not external any more).
+async fn profile_flags(conn: &zbus::Connection, path: OwnedObjectPath) -> Result<u32> {
+    let proxy = crate::nm::dbus::settings_connection_proxy(conn, path)
+        .await
+        .map_err(|e| nm_error("NetworkManager profile", e))?;
+    Ok(proxy.flags().await.unwrap_or(0))
+}
+
 impl Backend for NmBackend {
     const NAME: BackendName = BackendName::NetworkManager;
     const MODE: Mode = Mode::NetworkManager;
@@ -169,7 +218,8 @@ impl Backend for NmBackend {
         .await?;
         self.ifaces = ifaces;
         self.profiles = profiles;
-        Ok(())
+        plan::check_ignored(state, &self.ifaces)?;
+        self.mark_external().await
     }
 
     fn prepare(&self, state: &mut NetworkState, view: &mut View<'_>, log: &Log) -> Result<()> {
