@@ -469,14 +469,11 @@ def test_disjoint_applies_run_side_by_side(cli, require_nm):
         assert endpoint_lines(sb) == ["198.51.100.2 signal,subflow eth2"]
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "library bug: apply's checkpoints are made with DELETE_NEW_CONNECTIONS, so rolling one "
-    "back deletes every profile added after it, also by disjoint applies, committed or not "
-    "(NM 1.42); remove this marker once the apply deletes only the profiles it added"))
 def test_rollback_keeps_profiles_added_beside_it(cli, require_nm):
     """A checkpoint held on eth1; an apply on eth2 adds eth2's profile and commits; eth1's
     rollback must leave eth2's profile and endpoint. (test_disjoint_applies_run_side_by_side
-    looks right after the rollback, before NM has deleted anything.)"""
+    looks right after the rollback, before NM has deleted anything.) The rolled back
+    apply's own new profile is gone."""
     with Sandbox(["eth1", "eth2"]) as sb:
         r = cli_apply(sb, cli, SEED, "--no-commit")
         assert r.returncode == 0, r.stderr
@@ -489,7 +486,8 @@ def test_rollback_keeps_profiles_added_beside_it(cli, require_nm):
             sb.wait_for(lambda: endpoint_lines(sb) != ["198.51.100.2 signal,subflow eth2"],
                         timeout=2, what="eth2's endpoint gone")
         names = sb.nmcli("-t", "-f", "NAME", "connection", "show").stdout.split()
-        assert "eth2" in names, names
+        assert "eth2" in names and "eth1" not in names, names
+        assert not checkpoints(sb) and not pending_records(sb)
 
 
 def test_ctrl_c_rolls_back(cli, require_nm):

@@ -4,11 +4,7 @@ NetworkManager: one process in the sandbox namespace, four threads each applying
 then committing or rolling back its own checkpoint, while four more call show
 (NetworkManager's view and kernel-only) the whole time. Each call gets its own result:
 the checkpoint of its own device, and in the end the committed interfaces have the new
-flags, the rolled back ones the old.
-
-(The profiles are made beforehand: a rollback of one apply deletes the profiles that
-disjoint applies *added* since its checkpoint, see test_apply.py's
-test_rollback_keeps_profiles_added_beside_it.)"""
+flags, the rolled back ones the old."""
 import json
 import sys
 

@@ -6,7 +6,7 @@
 //! - `exec.rs`: reading NM's devices, executing a plan;
 //! - here: the backend (read, prepare, begin = the checkpoint, commit, rollback) and its
 //!   undo record: the checkpoint, plus what the checkpoint does not restore (profiles that
-//!   were not applied to a held device, profiles deleted).
+//!   were not applied to a held device, profiles deleted, profiles added).
 
 mod exec;
 mod plan;
@@ -95,6 +95,11 @@ pub struct NmUndo {
     /// Profiles deleted that the checkpoint does not re-add: their settings.
     #[serde(default)]
     deleted: Vec<SettingsBlob>,
+    /// UUIDs of the profiles the apply adds, deleted on rollback. Not the checkpoint's
+    /// `DELETE_NEW_CONNECTIONS`: that deletes every profile added after the checkpoint,
+    /// also by applies on other devices running beside this one, committed or not.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    added: Vec<String>,
     #[serde(default)]
     memory_only: bool,
 }
@@ -301,6 +306,10 @@ impl Backend for NmBackend {
                     .iter()
                     .filter_map(|(_, settings)| settings.clone().map(SettingsBlob)),
             );
+            if let Some(Write::Add(settings)) = &s.write {
+                undo.added
+                    .extend(crate::nm::settings::get_str(settings, "connection", "uuid"));
+            }
         }
         Ok(undo)
     }
@@ -371,6 +380,16 @@ impl Backend for NmBackend {
         for r in bounded(adds).await {
             note(r.map(|_| ()));
         }
+        // After the checkpoint's rollback, which took them off their devices.
+        let removals = undo.added.iter().map(|uuid| async move {
+            match profile::profile_by_uuid(conn, uuid).await? {
+                Some(p) => profile::delete(conn, &p.path).await,
+                None => Ok(()),
+            }
+        });
+        for r in bounded(removals).await {
+            note(r);
+        }
         first.map_or(Ok(()), Err)
     }
 
@@ -379,7 +398,7 @@ impl Backend for NmBackend {
     }
 
     fn needs_record(undo: &NmUndo) -> bool {
-        !undo.updated.is_empty() || !undo.deleted.is_empty()
+        !undo.updated.is_empty() || !undo.deleted.is_empty() || !undo.added.is_empty()
     }
 }
 
@@ -421,6 +440,7 @@ mod tests {
             checkpoint: Some("/org/freedesktop/NetworkManager/Checkpoint/3".into()),
             updated: vec![("/x".into(), SettingsBlob(settings.clone()))],
             deleted: vec![SettingsBlob(settings.clone())],
+            added: vec!["04f0b2b9-5e2c-5731-9f0a-fe35d76c4c81".into()],
             memory_only: true,
         };
         let json = serde_json::to_value(&undo).unwrap();
@@ -428,6 +448,7 @@ mod tests {
         assert_eq!(back.updated[0].1 .0, settings);
         assert_eq!(back.deleted[0].0, settings);
         assert!(back.memory_only);
+        assert_eq!(back.added, undo.added);
         let flags = &back.deleted[0].0["connection"]["mptcp-flags"];
         assert_eq!(u32::try_from(flags).unwrap(), 0x38);
     }
