@@ -200,6 +200,14 @@ impl NmBackend {
     }
 }
 
+/// Deletes the profile an apply added (by its UUID), if it is still there.
+async fn delete_added(conn: &zbus::Connection, uuid: String) -> Result<()> {
+    match profile::profile_by_uuid(conn, &uuid).await? {
+        Some(p) => profile::delete(conn, &p.path).await,
+        None => Ok(()),
+    }
+}
+
 /// A profile's `Flags`; 0 for a profile deleted meanwhile (not external any more).
 async fn profile_flags(conn: &zbus::Connection, path: OwnedObjectPath) -> Result<u32> {
     let proxy = crate::nm::dbus::settings_connection_proxy(conn, path)
@@ -381,12 +389,11 @@ impl Backend for NmBackend {
             note(r.map(|_| ()));
         }
         // After the checkpoint's rollback, which took them off their devices.
-        let removals = undo.added.iter().map(|uuid| async move {
-            match profile::profile_by_uuid(conn, uuid).await? {
-                Some(p) => profile::delete(conn, &p.path).await,
-                None => Ok(()),
-            }
-        });
+        let removals = undo
+            .added
+            .clone()
+            .into_iter()
+            .map(|uuid| delete_added(conn, uuid));
         for r in bounded(removals).await {
             note(r);
         }
