@@ -86,7 +86,6 @@ def test_show_agrees_with_ip_and_sysctl(sbx, cli):
                 "ignore" if nm_state == "unmanaged" else link_state)
         assert iface["state"] == want, (link["ifname"], nm_state)
         assert kernel[link["ifname"]]["state"] == link_state
-    assert ifaces["eth5"]["state"] == "down" and kernel["eth5"]["state"] == "up"
         kernel_addrs = {(a["local"], a["prefixlen"]) for a in link.get("addr_info", [])}
         shown = addresses(iface)
         assert set(shown) == kernel_addrs, link["ifname"]
@@ -94,6 +93,8 @@ def test_show_agrees_with_ip_and_sysctl(sbx, cli):
             assert flags == endpoints.get(ip), ip
             if ipaddress.ip_address(ip).is_link_local:
                 assert flags is None
+
+    assert ifaces["eth5"]["state"] == "down" and kernel["eth5"]["state"] == "up"
 
     limits = sbx.ip("mptcp", "limits", "show").split()
     kernel_limits = dict(zip(limits[::2], map(int, limits[1::2])))
