@@ -3,7 +3,7 @@
 # Idempotent: packages already there are not fetched again.
 set -euo pipefail
 
-apt_pkgs=(network-manager dbus iproute2 valgrind pkg-config gcc make util-linux binutils dnsmasq-base mptcpd mptcpd-plugins)
+apt_pkgs=(network-manager dbus iproute2 valgrind pkg-config gcc make util-linux binutils dnsmasq-base mptcpd mptcpd-plugins strace)
 missing=()
 for p in "${apt_pkgs[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

@@ -5,8 +5,8 @@
 use std::collections::HashMap;
 use std::net::IpAddr;
 
-use crate::netlink::KernelState;
-use crate::nm::query::NmState;
+use crate::netlink::{KernelState, Link};
+use crate::nm::query::{AppliedProfile, NmDevice, NmState, NM_DEVICE_STATE_UNMANAGED};
 use crate::state::{
     ineligibility, HostMptcp, Interface, InterfaceMptcp, InterfaceState, Ipv4Address, Ipv4Config,
     Ipv6Address, Ipv6Config, MptcpFlag, MptcpFlags, MptcpLimits, NetworkState, PathManager,
@@ -23,7 +23,7 @@ pub struct ShowOptions {
 
 /// Merges what the kernel and NetworkManager hold into the schema's state.
 pub fn merge(kernel: &KernelState, nm: Option<&NmState>, only: &[String]) -> NetworkState {
-    let nm_profiles: HashMap<&str, &crate::nm::query::NmDevice> = nm
+    let nm_devices: HashMap<&str, &NmDevice> = nm
         .map(|n| {
             n.devices
                 .iter()
@@ -31,110 +31,25 @@ pub fn merge(kernel: &KernelState, nm: Option<&NmState>, only: &[String]) -> Net
                 .collect()
         })
         .unwrap_or_default();
-
-    // Endpoint flags by address; an endpoint bound to another link than the address's
-    // still describes that address (the kernel matches endpoints by address).
-    // Implicit endpoints (made by the kernel for an address a connection used without an
-    // endpoint) are reported as `[implicit]`: the kernel opens subflows from them, and
-    // hiding them would show an interface as MPTCP-free while it is not.
-    let endpoint_flags: HashMap<IpAddr, MptcpFlags> = kernel
-        .endpoints
-        .iter()
-        .map(|e| (e.address, e.flags.mptcp_flags()))
-        .collect();
-    let endpoint_port: HashMap<IpAddr, u16> = kernel
-        .endpoints
-        .iter()
-        .filter_map(|e| Some((e.address, e.port?)))
-        .collect();
+    let endpoints = EndpointIndex::new(kernel);
 
     let mut interfaces: Vec<Interface> = kernel
         .links
         .iter()
         .filter(|l| only.is_empty() || only.contains(&l.name))
         .map(|link| {
-            let addrs: Vec<_> = kernel.addresses_of(link.index).collect();
-            let flags_of = |ip: IpAddr| endpoint_flags.get(&ip).copied();
-
-            let v4: Vec<Ipv4Address> = addrs
-                .iter()
-                .filter_map(|a| match a.address {
-                    IpAddr::V4(ip) => Some(Ipv4Address {
-                        ip,
-                        prefix_length: a.prefix_len,
-                        mptcp_flags: flags_of(a.address),
-                        mptcp_port: endpoint_port.get(&a.address).copied(),
-                    }),
-                    IpAddr::V6(_) => None,
-                })
-                .collect();
-            let v6: Vec<Ipv6Address> = addrs
-                .iter()
-                .filter_map(|a| match a.address {
-                    IpAddr::V6(ip) => Some(Ipv6Address {
-                        ip,
-                        prefix_length: a.prefix_len,
-                        mptcp_flags: flags_of(a.address),
-                        mptcp_port: endpoint_port.get(&a.address).copied(),
-                    }),
-                    IpAddr::V4(_) => None,
-                })
-                .collect();
-
-            // The seed's rule: the interface's flags are the flags its eligible
-            // addresses share; absent when they differ or when it has none. An implicit
-            // endpoint counts as none: it is nobody's wish, and `address-flags` is one
-            // (`[implicit]` there is refused as input, so deriving it would break the
-            // round trip).
-            let eligible: Vec<MptcpFlags> = addrs
-                .iter()
-                .filter(|a| ineligibility(a.address).is_none() && !a.is_temporary())
-                .map(|a| {
-                    flags_of(a.address)
-                        .filter(|f| !f.contains(MptcpFlag::Implicit))
-                        .unwrap_or_default()
-                })
-                .collect();
-            let address_flags = match eligible.split_first() {
-                Some((first, rest)) if rest.iter().all(|f| f == first) => Some(*first),
-                _ => None,
+            let dev = nm_devices.get(link.name.as_str()).copied();
+            let state = match dev {
+                Some(d) => nm_state(link, d.state, d.applied.is_some()),
+                None => kernel_state(link),
             };
-
-            let applied = nm_profiles
-                .get(link.name.as_str())
-                .and_then(|d| d.applied.as_ref());
-            let v4_method = applied.and_then(|p| p.ipv4_method.as_deref());
-            let v6_method = applied.and_then(|p| p.ipv6_method.as_deref());
-
-            Interface {
-                name: link.name.clone(),
-                iface_type: Some(link.iface_type),
-                state: Some(if link.is_up() {
-                    InterfaceState::Up
-                } else {
-                    InterfaceState::Down
-                }),
-                mptcp: address_flags.map(|f| InterfaceMptcp {
-                    address_flags: Some(f),
-                }),
-                ipv4: Some(Ipv4Config {
-                    enabled: Some(match v4_method {
-                        Some(m) => m != "disabled",
-                        None => !v4.is_empty(),
-                    }),
-                    dhcp: v4_method.map(|m| m == "auto"),
-                    address: Some(v4),
-                }),
-                ipv6: Some(Ipv6Config {
-                    enabled: Some(match v6_method {
-                        Some(m) => m != "disabled",
-                        None => !v6.is_empty(),
-                    }),
-                    dhcp: v6_method.map(|m| m == "auto" || m == "dhcp"),
-                    autoconf: v6_method.map(|m| m == "auto"),
-                    address: Some(v6),
-                }),
-            }
+            interface_of(
+                kernel,
+                &endpoints,
+                link,
+                state,
+                dev.and_then(|d| d.applied.as_ref()),
+            )
         })
         .collect();
     interfaces.sort_by(|a, b| a.name.cmp(&b.name));
@@ -154,6 +69,146 @@ pub fn merge(kernel: &KernelState, nm: Option<&NmState>, only: &[String]) -> Net
             }),
         }),
         interfaces,
+    }
+}
+
+/// The state of a link as the kernel says it (kernel-only `show`, or a link NetworkManager
+/// has no device for).
+pub fn kernel_state(link: &Link) -> InterfaceState {
+    if link.is_up() {
+        InterfaceState::Up
+    } else {
+        InterfaceState::Down
+    }
+}
+
+/// The state of a link NetworkManager has a device for, as nmstate reports it: `ignore`
+/// when NM does not manage it, `down` when NM manages it but nothing is active on it
+/// (disconnected, or unavailable: no profile, or one not activated; NM keeps such a link
+/// up to see its carrier), else what the kernel says. Applying that back changes
+/// nothing: `ignore` is left alone, and `down` on a device with nothing active neither
+/// deactivates nor writes a profile (`apply/nm/plan.rs`). Externally managed devices (NM
+/// 1.42 shows addresses set by `ip addr add` as "connected (externally)", with a profile
+/// it generates in memory) have something applied: the kernel's state.
+pub fn nm_state(link: &Link, device_state: u32, applied: bool) -> InterfaceState {
+    if device_state <= NM_DEVICE_STATE_UNMANAGED {
+        InterfaceState::Ignore
+    } else if !applied {
+        InterfaceState::Down
+    } else {
+        kernel_state(link)
+    }
+}
+
+/// Endpoint flags and ports by address. An endpoint bound to another link than the
+/// address's still describes that address (the kernel matches endpoints by address).
+pub struct EndpointIndex {
+    flags: HashMap<IpAddr, MptcpFlags>,
+    port: HashMap<IpAddr, u16>,
+}
+
+impl EndpointIndex {
+    pub fn new(kernel: &KernelState) -> Self {
+        EndpointIndex {
+            flags: kernel
+                .endpoints
+                .iter()
+                .map(|e| (e.address, e.flags.mptcp_flags()))
+                .collect(),
+            port: kernel
+                .endpoints
+                .iter()
+                .filter_map(|e| Some((e.address, e.port?)))
+                .collect(),
+        }
+    }
+}
+
+/// One link as `show` reports it, in `state`, with the IP methods of the profile
+/// NetworkManager applied to it, if any.
+pub fn interface_of(
+    kernel: &KernelState,
+    endpoints: &EndpointIndex,
+    link: &Link,
+    state: InterfaceState,
+    applied: Option<&AppliedProfile>,
+) -> Interface {
+    let addrs: Vec<_> = kernel.addresses_of(link.index).collect();
+    // Implicit endpoints (made by the kernel for an address a connection used without an
+    // endpoint) are reported as `[implicit]`: the kernel opens subflows from them, and
+    // hiding them would show an interface as MPTCP-free while it is not.
+    let flags_of = |ip: IpAddr| endpoints.flags.get(&ip).copied();
+
+    let v4: Vec<Ipv4Address> = addrs
+        .iter()
+        .filter_map(|a| match a.address {
+            IpAddr::V4(ip) => Some(Ipv4Address {
+                ip,
+                prefix_length: a.prefix_len,
+                mptcp_flags: flags_of(a.address),
+                mptcp_port: endpoints.port.get(&a.address).copied(),
+            }),
+            IpAddr::V6(_) => None,
+        })
+        .collect();
+    let v6: Vec<Ipv6Address> = addrs
+        .iter()
+        .filter_map(|a| match a.address {
+            IpAddr::V6(ip) => Some(Ipv6Address {
+                ip,
+                prefix_length: a.prefix_len,
+                mptcp_flags: flags_of(a.address),
+                mptcp_port: endpoints.port.get(&a.address).copied(),
+            }),
+            IpAddr::V4(_) => None,
+        })
+        .collect();
+
+    // The seed's rule: the interface's flags are the flags its eligible addresses share;
+    // absent when they differ or when it has none. An implicit endpoint counts as none:
+    // it is nobody's wish, and `address-flags` is one (`[implicit]` there is refused as
+    // input, so deriving it would break the round trip).
+    let eligible: Vec<MptcpFlags> = addrs
+        .iter()
+        .filter(|a| ineligibility(a.address).is_none() && !a.is_temporary())
+        .map(|a| {
+            flags_of(a.address)
+                .filter(|f| !f.contains(MptcpFlag::Implicit))
+                .unwrap_or_default()
+        })
+        .collect();
+    let address_flags = match eligible.split_first() {
+        Some((first, rest)) if rest.iter().all(|f| f == first) => Some(*first),
+        _ => None,
+    };
+
+    let v4_method = applied.and_then(|p| p.ipv4_method.as_deref());
+    let v6_method = applied.and_then(|p| p.ipv6_method.as_deref());
+
+    Interface {
+        name: link.name.clone(),
+        iface_type: Some(link.iface_type),
+        state: Some(state),
+        mptcp: address_flags.map(|f| InterfaceMptcp {
+            address_flags: Some(f),
+        }),
+        ipv4: Some(Ipv4Config {
+            enabled: Some(match v4_method {
+                Some(m) => m != "disabled",
+                None => !v4.is_empty(),
+            }),
+            dhcp: v4_method.map(|m| m == "auto"),
+            address: Some(v4),
+        }),
+        ipv6: Some(Ipv6Config {
+            enabled: Some(match v6_method {
+                Some(m) => m != "disabled",
+                None => !v6.is_empty(),
+            }),
+            dhcp: v6_method.map(|m| m == "auto" || m == "dhcp"),
+            autoconf: v6_method.map(|m| m == "auto"),
+            address: Some(v6),
+        }),
     }
 }
 
@@ -261,6 +316,62 @@ mod tests {
         let a = eth3.ipv4.as_ref().unwrap().address.as_ref().unwrap();
         assert_eq!(a[0].mptcp_flags, flags(&[MptcpFlag::Subflow]));
         assert_eq!(a[1].mptcp_flags, flags(&[MptcpFlag::Implicit]));
+    }
+
+    #[test]
+    fn devices_are_shown_in_nmstate_s_states() {
+        use crate::nm::query::{NM_DEVICE_STATE_ACTIVATED, NM_DEVICE_STATE_UNAVAILABLE};
+        let mut k = kernel();
+        k.links.push(Link {
+            flags: 0,
+            ..link(5, "eth4")
+        });
+        let dev = |name: &str, state: u32, applied: bool| NmDevice {
+            path: zbus::zvariant::OwnedObjectPath::try_from("/d").unwrap(),
+            interface: name.to_string(),
+            state,
+            applied: applied.then(AppliedProfile::default),
+        };
+        let nm = NmState {
+            version: "1.42.4".into(),
+            devices: vec![
+                dev("eth1", NM_DEVICE_STATE_ACTIVATED, true),
+                dev("eth2", 30, false),                        // disconnected
+                dev("eth3", NM_DEVICE_STATE_UNMANAGED, false), // unmanaged
+                dev("eth4", NM_DEVICE_STATE_UNAVAILABLE, false),
+            ],
+        };
+        let s = merge(&k, Some(&nm), &[]);
+        let states: Vec<_> = s
+            .interfaces
+            .iter()
+            .map(|i| (i.name.as_str(), i.state))
+            .collect();
+        assert_eq!(
+            states,
+            [
+                ("eth1", Some(InterfaceState::Up)),
+                ("eth2", Some(InterfaceState::Down)),
+                ("eth3", Some(InterfaceState::Ignore)),
+                ("eth4", Some(InterfaceState::Down)),
+            ]
+        );
+        // Kernel-only: the links' own state.
+        let s = merge(&k, None, &[]);
+        assert_eq!(iface(&s, "eth2").state, Some(InterfaceState::Up));
+        assert_eq!(iface(&s, "eth4").state, Some(InterfaceState::Down));
+        // `ignore` and `down` parse back.
+        let text = merge(&k, Some(&nm), &[])
+            .to_text(OutputFormat::Yaml)
+            .unwrap();
+        assert!(
+            text.contains("state: ignore") && text.contains("state: down"),
+            "{text}"
+        );
+        assert_eq!(
+            parse(&text, &Log::new()).unwrap(),
+            merge(&k, Some(&nm), &[])
+        );
     }
 
     #[test]

@@ -11,6 +11,13 @@
 set -u
 log=$1
 shift
+# A missing valgrind is a failure, never a run without it (VALGRIND= in make skips this
+# script altogether, on purpose).
+vg=${VALGRIND:-valgrind}
+if ! command -v "${vg%% *}" >/dev/null 2>&1; then
+    echo "valgrind.sh: ${vg%% *} is not installed (scripts/setup.sh installs it); not running $1 without it" >&2
+    exit 1
+fi
 ${VALGRIND:-valgrind} --error-exitcode=99 --leak-check=full \
     --errors-for-leak-kinds=definite,indirect --log-file="$log" "$@"
 rc=$?

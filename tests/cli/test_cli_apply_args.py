@@ -1,15 +1,56 @@
 """mptcpstatectl apply/commit/rollback: arguments refused before the library touches the
 system (no NetworkManager needed). The applies that reach NetworkManager are tested in
-tests/nm."""
+tests/nm.
+
+Each command runs in a sandbox network namespace (tests/harness, no NetworkManager, no
+system bus reachable), never in the machine's own: a check reordered after a write would
+write there. The sandbox is read back at the end: nothing was written."""
+import os
+import pathlib
 import subprocess
+import sys
 
 import pytest
+
+ROOT = pathlib.Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(ROOT / "tests" / "harness"))
+from nmsandbox import Sandbox  # noqa: E402
 
 BAD_STATE = b"interfaces:\n- name: eth1\n  mptcp:\n    adress-flags: []\n"
 
 
+def _state(sb) -> dict:
+    return {"addresses": sb.ip("addr", "show", json=True),
+            "endpoints": sb.ip("mptcp", "endpoint", "show"), "limits": sb.mptcp_limits(),
+            "sysctls": sb.run(["sysctl", "net.mptcp"]).stdout}
+
+
+@pytest.fixture(scope="module")
+def sandbox():
+    if os.geteuid() != 0:
+        pytest.skip("needs root to run the CLI in a sandbox network namespace")
+    with Sandbox(["eth1"], nm=False) as sb:
+        sb.ip("addr", "add", "192.0.2.2/24", "dev", "eth1")
+        before = _state(sb)
+        yield sb
+        assert _state(sb) == before, "a refused command wrote to the namespace"
+
+
+@pytest.fixture(autouse=True)
+def _in_sandbox(sandbox):
+    global SANDBOX
+    SANDBOX = sandbox
+    yield
+    SANDBOX = None
+
+
+SANDBOX = None
+
+
 def run(cli, *args, stdin=None):
-    return subprocess.run([cli, *args], input=stdin, capture_output=True, timeout=60)
+    env = dict(os.environ, DBUS_SYSTEM_BUS_ADDRESS=f"unix:path={SANDBOX.dir}/no-such-bus")
+    return subprocess.run(["ip", "netns", "exec", SANDBOX.netns, cli, *args], input=stdin,
+                          capture_output=True, timeout=60, env=env)
 
 
 def one_error_line(out, *needles):

@@ -113,6 +113,11 @@ class CliFace(Face):
 
     def parse(self, proc) -> Result:
         code = proc.returncode
+        # Only 0 and the error codes 1..9 are answers: a panic (101), death by a signal
+        # (negative) or any other status is a crash of the face, never "no error kind".
+        assert code in KINDS or code == 0, (
+            f"the CLI crashed or was killed (exit {code}):\n{proc.stdout}\n{proc.stderr[-4000:]}")
+        assert "panicked at" not in proc.stderr, f"the CLI panicked:\n{proc.stderr[-4000:]}"
         lines = proc.stderr.strip().splitlines()
         err = [ln for ln in lines if ln.startswith("mptcpstatectl: ")]
         return Result(
@@ -183,7 +188,10 @@ def c_face(kernel: bool = False) -> Face | None:
     if not os.access(path, os.X_OK):
         return None
     valgrind = None
-    if os.environ.get("MPTCPSTATE_FACE_VALGRIND") and shutil.which("valgrind"):
+    if os.environ.get("MPTCPSTATE_FACE_VALGRIND") and not shutil.which("valgrind"):
+        # Asked for: never dropped silently.
+        raise AssertionError("MPTCPSTATE_FACE_VALGRIND is set but valgrind is not installed")
+    if os.environ.get("MPTCPSTATE_FACE_VALGRIND"):
         valgrind = ["valgrind", "-q", "--leak-check=full", "--errors-for-leak-kinds=definite",
                     "--error-exitcode=99", "--child-silent-after-fork=yes"]
     return JsonFace("c", [str(path)], kernel, has_verify_timeout=False, valgrind=valgrind)

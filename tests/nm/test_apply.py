@@ -77,9 +77,31 @@ def mptcp_enabled(sb: Sandbox) -> str:
     return sb.run(["sysctl", "-n", "net.mptcp.enabled"]).stdout.strip()
 
 
+HOST_SYSCTLS = ("net.mptcp.enabled", "net.mptcp.path_manager", "net.mptcp.scheduler")
+
+
+def host_knobs(sb: Sandbox) -> dict:
+    """The host knobs apply writes: net.mptcp.{enabled,path_manager,scheduler}."""
+    out = sb.run(["sysctl", "-e", *HOST_SYSCTLS]).stdout
+    return dict(line.split(" = ", 1) for line in out.splitlines() if " = " in line)
+
+
+def kernel_addresses(sb: Sandbox) -> list:
+    """Every link's addresses as `ip -j addr` prints them (flags, scope, lifetimes), and
+    the links' state; temporary/dynamic lifetimes left out (they count down)."""
+    out = []
+    for link in sb.ip("addr", "show", json=True):
+        addrs = [{k: v for k, v in a.items() if k not in ("valid_life_time", "preferred_life_time")}
+                 for a in link.get("addr_info", [])]
+        out.append((link["ifname"], link.get("operstate"), sorted(link.get("flags", [])),
+                    sorted(addrs, key=lambda a: (a["family"], a["local"]))))
+    return out
+
+
 def snapshot(sb: Sandbox, *, endpoints: bool = True) -> dict:
-    """NM's profiles (keyfiles byte for byte, and what NM holds in memory), devices,
-    the kernel's endpoints, and the host knobs (MPTCP limits, net.mptcp.enabled)."""
+    """NM's profiles (keyfiles byte for byte, and what NM holds in memory), devices, NM's
+    checkpoints, the kernel's links and addresses, its endpoints, and the host knobs (MPTCP
+    limits, net.mptcp.enabled, path manager, scheduler)."""
     keyfiles = {p.name: p.read_bytes() for p in sorted(pathlib.Path(sb.keyfile_dir).iterdir())}
     profiles = {
         uuid: sb.nmcli("-t", "-f", PROFILE_FIELDS, "connection", "show", uuid).stdout
@@ -92,8 +114,13 @@ def snapshot(sb: Sandbox, *, endpoints: bool = True) -> dict:
     }
     if endpoints:
         snap["endpoints"] = endpoint_lines(sb)
+        # Addresses come and go with endpoints' profiles; where endpoints are left out
+        # (DHCP leases renewing), so are they.
+        snap["addresses"] = kernel_addresses(sb)
     snap["limits"] = sb.mptcp_limits()
     snap["mptcp_enabled"] = mptcp_enabled(sb)
+    snap["knobs"] = host_knobs(sb)
+    snap["checkpoints"] = checkpoints(sb)
     return snap
 
 
@@ -130,6 +157,14 @@ def checkpoints(sb: Sandbox) -> list[str]:
          "org.freedesktop.NetworkManager", "Checkpoints"],
         capture_output=True, text=True, check=True).stdout.split()
     return [w.strip('"') for w in out[2:]]
+
+
+def nm_log_checkpoint_lines(sb: Sandbox) -> int:
+    """Lines of NetworkManager's log (--debug) that speak of a checkpoint: a checkpoint
+    created and destroyed within a step leaves them, where the list of checkpoints does
+    not."""
+    with open(sb.nm_log, encoding="utf-8", errors="replace") as f:
+        return sum("checkpoint" in line.lower() for line in f)
 
 
 def profile_field(sb: Sandbox, name: str, field: str) -> str:
@@ -179,7 +214,8 @@ def stop(proc: subprocess.Popen) -> None:
 
 
 def check_expect(sb: Sandbox, expect: dict, result: faces.Result, before: dict,
-                 snap: dict | None, last_cp: str | None, where: str) -> None:
+                 snap: dict | None, last_cp: str | None, where: str,
+                 nm_cp_lines: int | None = None) -> None:
     kind = expect.get("kind")
     assert result.kind == kind, f"{where}: {result}"
     for text in expect.get("msg", []):
@@ -245,6 +281,13 @@ def check_expect(sb: Sandbox, expect: dict, result: faces.Result, before: dict,
         assert state in got, f"{where}: {dev} is {got!r}"
     if "checkpoints" in expect:
         assert len(checkpoints(sb)) == expect["checkpoints"], f"{where}: {checkpoints(sb)}"
+    if expect.get("no_checkpoint_made"):
+        assert nm_cp_lines is not None
+        assert nm_log_checkpoint_lines(sb) == nm_cp_lines, \
+            f"{where}: NetworkManager's log speaks of a checkpoint made during the step"
+    if "keyfiles" in expect:
+        files = sorted(p.name for p in pathlib.Path(sb.keyfile_dir).iterdir())
+        assert match_all(expect["keyfiles"], files), f"{where}: keyfiles {files}"
 
 
 @pytest.mark.parametrize("case", list(CASES), ids=list(CASES))
@@ -286,6 +329,7 @@ def run_case(sb: Sandbox, spec: dict, face: faces.Face) -> None:
             snap = snapshot(sb)
             continue
         before = snapshot(sb)
+        nm_cp_lines = nm_log_checkpoint_lines(sb)
         if "apply" in step:
             opts = step.get("opts", {})
             result = face.apply(sb, json.dumps(step["apply"]),
@@ -306,7 +350,8 @@ def run_case(sb: Sandbox, spec: dict, face: faces.Face) -> None:
             result = faces.Result(0, None, "", None)
         else:
             raise AssertionError(f"{where}: unknown step {step}")
-        check_expect(sb, step.get("expect", {}), result, before, snap, last_cp, where)
+        check_expect(sb, step.get("expect", {}), result, before, snap, last_cp, where,
+                     nm_cp_lines)
 
 
 # --- watched while applying (CLI) ------------------------------------------------------
@@ -422,6 +467,27 @@ def test_disjoint_applies_run_side_by_side(cli, require_nm):
         assert checkpoints(sb) == [cp]
         assert sb.run([cli, "rollback", cp]).returncode == 0
         assert endpoint_lines(sb) == ["198.51.100.2 signal,subflow eth2"]
+
+
+def test_rollback_keeps_profiles_added_beside_it(cli, require_nm):
+    """A checkpoint held on eth1; an apply on eth2 adds eth2's profile and commits; eth1's
+    rollback must leave eth2's profile and endpoint. (test_disjoint_applies_run_side_by_side
+    looks right after the rollback, before NM has deleted anything.) The rolled back
+    apply's own new profile is gone."""
+    with Sandbox(["eth1", "eth2"]) as sb:
+        r = cli_apply(sb, cli, SEED, "--no-commit")
+        assert r.returncode == 0, r.stderr
+        cp = r.stdout.strip()
+        other = SEED.replace("eth1", "eth2").replace("192.0.2.2", "198.51.100.2")
+        assert cli_apply(sb, cli, other).returncode == 0
+        assert sb.run([cli, "rollback", cp]).returncode == 0
+        # Given 2 s to go wrong: NM deletes within ~0.1 s when it does.
+        with pytest.raises(TimeoutError):
+            sb.wait_for(lambda: endpoint_lines(sb) != ["198.51.100.2 signal,subflow eth2"],
+                        timeout=2, what="eth2's endpoint gone")
+        names = sb.nmcli("-t", "-f", "NAME", "connection", "show").stdout.split()
+        assert "eth2" in names and "eth1" not in names, names
+        assert not checkpoints(sb) and not pending_records(sb)
 
 
 def test_ctrl_c_rolls_back(cli, require_nm):

@@ -73,9 +73,19 @@ def test_show_agrees_with_ip_and_sysctl(sbx, cli):
     links = sbx.ip("-j", "addr", "show", json=True)
     assert set(ifaces) == {l["ifname"] for l in links}
     endpoints = {e["address"]: canonical(e["flags"]) for e in sbx.endpoints()}
+    nm_states = dict(line.split(":", 1) for line in
+                     sbx.nmcli("-t", "-f", "DEVICE,STATE", "device").stdout.splitlines())
+    kernel = by_name(show(sbx, cli, "--kernel"))
     for link in links:
         iface = ifaces[link["ifname"]]
-        assert iface["state"] == ("up" if "UP" in link["flags"] else "down")
+        link_state = "up" if "UP" in link["flags"] else "down"
+        # nmstate's states: NM manages it with nothing active (eth5: no profile) -> down,
+        # not managed -> ignore; else the link's. Kernel-only: the link's.
+        nm_state = nm_states.get(link["ifname"], "")
+        want = ("down" if nm_state in ("disconnected", "unavailable") else
+                "ignore" if nm_state == "unmanaged" else link_state)
+        assert iface["state"] == want, (link["ifname"], nm_state)
+        assert kernel[link["ifname"]]["state"] == link_state
         kernel_addrs = {(a["local"], a["prefixlen"]) for a in link.get("addr_info", [])}
         shown = addresses(iface)
         assert set(shown) == kernel_addrs, link["ifname"]
@@ -83,6 +93,8 @@ def test_show_agrees_with_ip_and_sysctl(sbx, cli):
             assert flags == endpoints.get(ip), ip
             if ipaddress.ip_address(ip).is_link_local:
                 assert flags is None
+
+    assert ifaces["eth5"]["state"] == "down" and kernel["eth5"]["state"] == "up"
 
     limits = sbx.ip("mptcp", "limits", "show").split()
     kernel_limits = dict(zip(limits[::2], map(int, limits[1::2])))

@@ -1,12 +1,23 @@
 """apply, commit and rollback: arguments refused before the library touches the system
 (no NetworkManager needed), and the way apply waits (its own thread, GIL released,
-Ctrl-C honoured). The calls that reach NetworkManager are tested in tests/nm."""
+Ctrl-C honoured). The calls that reach NetworkManager are tested in tests/nm.
+
+Every call here runs in a sandbox network namespace (tests/harness, no NetworkManager),
+with no system bus reachable: the test process's main thread enters it for the module
+(the library acts on the calling thread's namespace). A check reordered after a write
+would write there, never to the machine's own network, and the module ends by reading
+the sandbox back: nothing was written (links, addresses, endpoints, limits, sysctls, no
+undo record).
+"""
 
 import ctypes
 import inspect
 import logging
 import os
+import pathlib
 import signal
+import subprocess
+import sys
 import threading
 import time
 
@@ -14,7 +25,60 @@ import pytest
 
 import mptcpstate
 from mptcpstate import _native
-from pyshared import SEED_DICT, SEED_YAML, link_local_state
+from pyshared import REPO, SEED_DICT, SEED_YAML, link_local_state
+
+sys.path.insert(0, str(REPO / "tests" / "harness"))
+from nmsandbox import Sandbox, netns_cookie  # noqa: E402
+
+CLONE_NEWNET = 0x40000000
+_libc = ctypes.CDLL(None, use_errno=True)
+
+
+def _setns(path: str) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        if _libc.setns(fd, CLONE_NEWNET) != 0:
+            raise OSError(ctypes.get_errno(), f"setns({path})")
+    finally:
+        os.close(fd)
+
+
+def _sandbox_state(sb) -> dict:
+    return {
+        "addresses": sb.ip("addr", "show", json=True),
+        "endpoints": sb.ip("mptcp", "endpoint", "show"),
+        "limits": sb.mptcp_limits(),
+        "sysctls": sb.run(["sysctl", "net.mptcp"]).stdout,
+    }
+
+
+@pytest.fixture(scope="module", autouse=True)
+def in_sandbox():
+    """The main thread in a sandbox namespace (eth1 with the seed's address) for the whole
+    module; no system bus; the sandbox read back at the end."""
+    if os.geteuid() != 0:
+        pytest.skip("needs root to enter a sandbox network namespace")
+    mp = pytest.MonkeyPatch()
+    with Sandbox(["eth1"], nm=False) as sb:
+        sb.ip("addr", "add", "192.0.2.2/24", "dev", "eth1")
+        before = _sandbox_state(sb)
+        records = pathlib.Path("/run/mptcpstate") / str(netns_cookie(sb.netns))
+        home = f"/proc/{os.getpid()}/task/{threading.get_native_id()}/ns/net"
+        home_fd = os.open(home, os.O_RDONLY)
+        home_link = os.readlink(home)
+        mp.setenv("DBUS_SYSTEM_BUS_ADDRESS", f"unix:path={sb.dir}/no-such-bus")
+        try:
+            _setns(f"/run/netns/{sb.netns}")
+            assert os.readlink("/proc/thread-self/ns/net") != home_link
+            yield sb
+        finally:
+            if _libc.setns(home_fd, CLONE_NEWNET) != 0:
+                raise OSError(ctypes.get_errno(), "setns back home")
+            os.close(home_fd)
+            mp.undo()
+        assert _sandbox_state(sb) == before, "a refused call wrote to the namespace"
+        left = sorted(p.name for p in records.iterdir()) if records.is_dir() else []
+        assert not [n for n in left if n.startswith("checkpoint-")], left
 
 BAD_STATE = "interfaces:\n- name: eth1\n  mptcp:\n    adress-flags: []\n"
 
@@ -149,8 +213,13 @@ def test_log_records_of_a_refused_apply_reach_logging(caplog):
 # system.
 
 
-def test_the_call_thread_is_in_the_callers_network_namespace():
-    assert _native._interruptible_probe(0) == os.readlink("/proc/thread-self/ns/net")
+def test_the_call_thread_is_in_the_callers_network_namespace(in_sandbox):
+    here = os.readlink("/proc/thread-self/ns/net")
+    assert _native._interruptible_probe(0) == here
+    # ... which is the sandbox's, not the machine's own.
+    assert here == subprocess.run(["ip", "netns", "exec", in_sandbox.netns, "readlink",
+                                   "/proc/self/ns/net"], capture_output=True, text=True,
+                                  check=True).stdout.strip()
 
     # A thread of its own namespace: the call made from it runs there too.
     libc = ctypes.CDLL(None, use_errno=True)

@@ -166,7 +166,10 @@ pub(super) async fn run<B: Backend>(
     let (kernel, ()) =
         futures_util::future::try_join(read_kernel(&names, log), backend.read(&state, log)).await?;
 
-    // 2. Live checks and the plan.
+    // 2. Live checks and the plan. `state: ignore` (show's word for a device
+    // NetworkManager does not manage) is left as it is, out of every check, plan and
+    // verification (the backend's read refused it where it cannot hold).
+    state.interfaces.retain(|i| !i.is_ignored());
     let mut view = View::new(&kernel, B::MODE);
     backend.prepare(&mut state, &mut view, log)?;
     checks::check_links_exist(&state, &view)?;

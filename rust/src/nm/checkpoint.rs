@@ -8,9 +8,10 @@
 //! [`ErrorKind::Busy`] naming the checkpoint in the way.
 //!
 //! What a checkpoint restores (NM 1.42): for each of its devices, the profile that was
-//! active on it (settings and activation). With `DELETE_NEW_CONNECTIONS` profiles added
-//! after it are deleted. A profile that was *not* active on one of its devices when it
-//! was made is not in it: changes to an inactive profile are not rolled back.
+//! active on it (settings and activation). A profile that was *not* active on one of its
+//! devices when it was made is not in it: changes to an inactive profile are not rolled
+//! back. With `DELETE_NEW_CONNECTIONS` every profile added after it is deleted, whoever
+//! added it and for whichever device: the apply deletes the profiles it added itself.
 
 use futures_util::future::{join3, join_all};
 use zbus::zvariant::{ObjectPath, OwnedObjectPath};
@@ -23,15 +24,19 @@ pub const NM_CHECKPOINT_CREATE_FLAG_DESTROY_ALL: u32 = 0x1;
 pub const NM_CHECKPOINT_CREATE_FLAG_DELETE_NEW_CONNECTIONS: u32 = 0x2;
 pub const NM_CHECKPOINT_CREATE_FLAG_DISCONNECT_NEW_DEVICES: u32 = 0x4;
 
-/// The flags of an apply's checkpoint: a rollback also removes the profiles the apply
-/// added.
+/// The flags of an apply's checkpoint: none.
+///
+/// Not `DELETE_NEW_CONNECTIONS`: it deletes on rollback every profile added after the
+/// checkpoint, also those that applies on other devices (running beside this one, by
+/// design) added and committed meanwhile. The apply's undo record lists the profiles it
+/// adds and deletes them on rollback (`apply/nm/mod.rs`).
 ///
 /// Not `DISCONNECT_NEW_DEVICES`: NM 1.42 refuses it on a checkpoint over a list of
 /// devices (`org.freedesktop.NetworkManager.InvalidArguments`: "the
 /// DISCONNECT_NEW_DEVICES flag can only be used with an empty device list"), and an
 /// apply's checkpoint always lists its devices. Never `DESTROY_ALL`: that would destroy
 /// the checkpoints of applies running beside this one.
-pub const APPLY_CHECKPOINT_FLAGS: u32 = NM_CHECKPOINT_CREATE_FLAG_DELETE_NEW_CONNECTIONS;
+pub const APPLY_CHECKPOINT_FLAGS: u32 = 0;
 
 /// `NMRollbackResult`.
 pub const NM_ROLLBACK_RESULT_OK: u32 = 0;

@@ -209,7 +209,15 @@ pub trait SettingsConnection {
     /// True while the profile in memory differs from the one on disk.
     #[zbus(property)]
     fn unsaved(&self) -> zbus::Result<bool>;
+
+    /// `NMSettingsConnectionFlags` (`NM_SETTINGS_CONNECTION_FLAG_EXTERNAL`: a profile NM
+    /// generated for a device configured outside NetworkManager).
+    #[zbus(property)]
+    fn flags(&self) -> zbus::Result<u32>;
 }
+
+/// `NM_SETTINGS_CONNECTION_FLAG_EXTERNAL`.
+pub const NM_SETTINGS_CONNECTION_FLAG_EXTERNAL: u32 = 0x8;
 
 /// In a module of its own: zbus names a signal's generated types (`StateChanged`,
 /// `StateChangedStream`, ...) after the D-Bus signal, and the device and the active

@@ -25,10 +25,14 @@ pub fn profile_uuid(ifname: &str) -> Uuid {
 }
 
 /// A keyfile's file name and text, or `None` when the interface gets no profile
-/// (`state: absent`, or a type this library does not configure).
+/// (`state: absent` or `ignore`, or a type this library does not configure).
 pub fn keyfile(iface: &Interface, log: &Log) -> Option<(String, String)> {
     if iface.state == Some(InterfaceState::Absent) {
         log_at!(log, Level::Info, "{}: state absent, no profile", iface.name);
+        return None;
+    }
+    if iface.state == Some(InterfaceState::Ignore) {
+        log_at!(log, Level::Info, "{}: state ignore, no profile", iface.name);
         return None;
     }
     let ty = iface.iface_type.unwrap_or(InterfaceType::Ethernet);

@@ -94,7 +94,7 @@ fn autoconnect(iface: &Interface) -> Option<bool> {
     match iface.state {
         Some(InterfaceState::Up) => Some(true),
         Some(InterfaceState::Down) => Some(false),
-        Some(InterfaceState::Absent) | None => None,
+        Some(InterfaceState::Absent | InterfaceState::Ignore) | None => None,
     }
 }
 

@@ -49,6 +49,9 @@ pub struct NmState {
 pub struct NmDevice {
     pub path: OwnedObjectPath,
     pub interface: String,
+    /// `NMDeviceState`; [`NM_DEVICE_STATE_ACTIVATED`] stands for any state with an
+    /// applied profile (activating, active, deactivating), which is not read.
+    pub state: u32,
     /// The profile applied to the device while it activates or is active.
     pub applied: Option<AppliedProfile>,
 }
@@ -206,6 +209,7 @@ async fn read_device(conn: &zbus::Connection, path: OwnedObjectPath) -> Result<O
     Ok(read_device_applied(conn, path).await?.map(|d| NmDevice {
         path: d.path,
         interface: d.interface,
+        state: d.state,
         applied: d.applied.map(|(s, _)| AppliedProfile::from_settings(&s)),
     }))
 }
@@ -216,6 +220,9 @@ async fn read_device(conn: &zbus::Connection, path: OwnedObjectPath) -> Result<O
 pub struct DeviceApplied {
     pub path: OwnedObjectPath,
     pub interface: String,
+    /// `NMDeviceState`, read when nothing is applied; [`NM_DEVICE_STATE_ACTIVATED`]
+    /// otherwise (something applied: the device is managed and activating or active).
+    pub state: u32,
     pub applied: Option<(Settings, u64)>,
 }
 
@@ -224,7 +231,8 @@ pub struct DeviceApplied {
 /// One call for most active devices, two for the others: the applied connection first
 /// (NM answers `org.freedesktop.NetworkManager.Device.NotActive` for a device that has
 /// none, which is all that says), then the interface name only when the applied profile
-/// is not bound to one. NetworkManager activates a profile with
+/// is not bound to one, and for a device with nothing applied its state beside its name
+/// (`show` reports such a device `down`, or `ignore` when NM does not manage it). NetworkManager activates a profile with
 /// `connection.interface-name` only on the device of that name (`Device.Interface`), and
 /// that key cannot be reapplied, so the profile's name is the device's. NM answers one
 /// call at a time: at 1000 active devices, the calls it is spared are most of a show's
@@ -242,9 +250,15 @@ pub async fn read_device_applied(
         // NotActive, or any other refusal: no applied profile to report.
         Err(_) => None,
     };
-    let interface = match applied.as_ref().and_then(|(s, _)| bound_interface(s)) {
-        Some(name) => name,
-        None => match dev.interface().await {
+    let bound = applied.as_ref().and_then(|(s, _)| bound_interface(s));
+    let (interface, state) = match (bound, applied.is_some()) {
+        (Some(name), _) => (name, NM_DEVICE_STATE_ACTIVATED),
+        (None, true) => match dev.interface().await {
+            Ok(v) => (v, NM_DEVICE_STATE_ACTIVATED),
+            Err(e) if vanished(&e) => return Ok(None),
+            Err(e) => return Err(nm_error("reading a NetworkManager device", e)),
+        },
+        (None, false) => match futures_util::future::try_join(dev.interface(), dev.state()).await {
             Ok(v) => v,
             Err(e) if vanished(&e) => return Ok(None),
             Err(e) => return Err(nm_error("reading a NetworkManager device", e)),
@@ -253,6 +267,7 @@ pub async fn read_device_applied(
     Ok(Some(DeviceApplied {
         path,
         interface,
+        state,
         applied,
     }))
 }

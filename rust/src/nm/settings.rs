@@ -171,6 +171,14 @@ pub fn get_str(s: &Settings, section: &str, key: &str) -> Option<String> {
     }
 }
 
+/// A `b` value (`connection.autoconnect`, ...).
+pub fn get_bool(s: &Settings, section: &str, key: &str) -> Option<bool> {
+    match s.get(section)?.get(key).map(|v| &**v) {
+        Some(Value::Bool(v)) => Some(*v),
+        _ => None,
+    }
+}
+
 /// A `u` value (`connection.mptcp-flags`, ...).
 pub fn get_u32(s: &Settings, section: &str, key: &str) -> Option<u32> {
     match s.get(section)?.get(key).map(|v| &**v) {

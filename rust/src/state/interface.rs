@@ -73,6 +73,11 @@ impl Interface {
         v4 || v6
     }
 
+    /// Whether the state leaves the interface as it is (`ignore`).
+    pub fn is_ignored(&self) -> bool {
+        self.state == Some(InterfaceState::Ignore)
+    }
+
     /// Whether the state takes the interface away (`down` or `absent`).
     pub fn is_going_away(&self) -> bool {
         matches!(
@@ -161,6 +166,10 @@ pub enum InterfaceState {
     Up,
     Down,
     Absent,
+    /// Left as it is: what `show` reports for a device NetworkManager does not manage
+    /// (nmstate's `ignore`). Applying it changes nothing; through NetworkManager, on a
+    /// device it manages, it is refused (nmstate would make the device unmanaged).
+    Ignore,
 }
 
 /// Checks a kernel interface name: 1..=15 bytes, not `.` or `..`, no `/`, `:` or

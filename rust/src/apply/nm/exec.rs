@@ -11,10 +11,10 @@ use crate::apply::pipeline::Reporter;
 use crate::apply::ApplyOptions;
 use crate::log::Level;
 use crate::nm::activation::{self, Reapplied};
-use crate::nm::dbus::{bounded, device_proxy, error_name, nm_error, nm_proxy, NetworkManagerProxy};
+use crate::nm::dbus::{bounded, error_name, nm_error, nm_proxy, NetworkManagerProxy};
 use crate::nm::deactivation;
 use crate::nm::profile::{self, Applied, Storage};
-use crate::nm::query::{read_device_applied, DEVICES_IN_FLIGHT, NM_DEVICE_STATE_ACTIVATED};
+use crate::nm::query::{read_device_applied, DEVICES_IN_FLIGHT};
 use crate::{log_at, Log, Result};
 
 /// How long activations and deactivations may take (NM's own DHCP timeout is 45 s).
@@ -103,21 +103,12 @@ async fn read_iface(
     if !wanted.contains(d.interface.as_str()) {
         return Ok(None);
     }
-    let state = match &d.applied {
-        // Something is applied: the device is managed and activating or active.
-        Some(_) => NM_DEVICE_STATE_ACTIVATED,
-        None => device_proxy(conn, d.path.clone())
-            .await
-            .map_err(|e| nm_error("NetworkManager device", e))?
-            .state()
-            .await
-            .map_err(|e| nm_error(&format!("reading the state of {}", d.interface), e))?,
-    };
     let iface = NmIface {
         device: Some(Device {
             path: d.path,
-            state,
+            state: d.state,
         }),
+        external: false,
         applied: d.applied.map(|(settings, version_id)| Applied {
             settings,
             version_id,

@@ -6,7 +6,7 @@
 //! - `exec.rs`: reading NM's devices, executing a plan;
 //! - here: the backend (read, prepare, begin = the checkpoint, commit, rollback) and its
 //!   undo record: the checkpoint, plus what the checkpoint does not restore (profiles that
-//!   were not applied to a held device, profiles deleted).
+//!   were not applied to a held device, profiles deleted, profiles added).
 
 mod exec;
 pub(super) mod expect;
@@ -97,6 +97,11 @@ pub struct NmUndo {
     /// Profiles deleted that the checkpoint does not re-add: their settings.
     #[serde(default)]
     deleted: Vec<SettingsBlob>,
+    /// UUIDs of the profiles the apply adds, deleted on rollback. Not the checkpoint's
+    /// `DELETE_NEW_CONNECTIONS`: that deletes every profile added after the checkpoint,
+    /// also by applies on other devices running beside this one, committed or not.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    added: Vec<String>,
     #[serde(default)]
     memory_only: bool,
     /// NM's `Created` of the checkpoint: NM numbers checkpoints anew after a restart, so
@@ -175,6 +180,63 @@ impl<'de> Deserialize<'de> for SettingsBlob {
     }
 }
 
+impl NmBackend {
+    /// Marks the devices NetworkManager shows as "connected (externally)": configured
+    /// outside NM (`ip addr add`), with a profile NM generated in memory
+    /// (`NM_SETTINGS_CONNECTION_FLAG_EXTERNAL`). That profile is nobody's configuration:
+    /// such a device holds a state as long as the kernel does, and a change gets a profile
+    /// of its own. NM generates these profiles with `autoconnect` off, so only applied
+    /// profiles with `autoconnect` off are asked (one property read each).
+    async fn mark_external(&mut self) -> Result<()> {
+        use crate::nm::dbus::NM_SETTINGS_CONNECTION_FLAG_EXTERNAL;
+        let by_uuid: HashMap<String, OwnedObjectPath> = self
+            .profiles
+            .iter()
+            .filter_map(|p| Some((p.uuid()?, p.path.clone())))
+            .collect();
+        let candidates: Vec<(String, OwnedObjectPath)> = self
+            .ifaces
+            .iter()
+            .filter_map(|(name, nm)| {
+                let applied = nm.applied.as_ref()?;
+                let autoconnect =
+                    crate::nm::settings::get_bool(&applied.settings, "connection", "autoconnect");
+                if autoconnect != Some(false) {
+                    return None;
+                }
+                Some((name.clone(), by_uuid.get(&applied.uuid()?)?.clone()))
+            })
+            .collect();
+        let conn = &self.conn;
+        let paths: Vec<OwnedObjectPath> = candidates.iter().map(|(_, p)| p.clone()).collect();
+        let flags = bounded(paths.into_iter().map(|p| profile_flags(conn, p))).await;
+        for ((name, _), f) in candidates.iter().zip(flags) {
+            if f? & NM_SETTINGS_CONNECTION_FLAG_EXTERNAL != 0 {
+                if let Some(nm) = self.ifaces.get_mut(name) {
+                    nm.external = true;
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Deletes the profile an apply added (by its UUID), if it is still there.
+async fn delete_added(conn: &zbus::Connection, uuid: String) -> Result<()> {
+    match profile::profile_by_uuid(conn, &uuid).await? {
+        Some(p) => profile::delete(conn, &p.path).await,
+        None => Ok(()),
+    }
+}
+
+/// A profile's `Flags`; 0 for a profile deleted meanwhile (not external any more).
+async fn profile_flags(conn: &zbus::Connection, path: OwnedObjectPath) -> Result<u32> {
+    let proxy = crate::nm::dbus::settings_connection_proxy(conn, path)
+        .await
+        .map_err(|e| nm_error("NetworkManager profile", e))?;
+    Ok(proxy.flags().await.unwrap_or(0))
+}
+
 impl Backend for NmBackend {
     const NAME: BackendName = BackendName::NetworkManager;
     const MODE: Mode = Mode::NetworkManager;
@@ -190,7 +252,8 @@ impl Backend for NmBackend {
         .await?;
         self.ifaces = ifaces;
         self.profiles = profiles;
-        Ok(())
+        plan::check_ignored(state, &self.ifaces)?;
+        self.mark_external().await
     }
 
     fn prepare(&self, state: &mut NetworkState, view: &mut View<'_>, log: &Log) -> Result<()> {
@@ -285,6 +348,10 @@ impl Backend for NmBackend {
                     .iter()
                     .filter_map(|(_, settings)| settings.clone().map(SettingsBlob)),
             );
+            if let Some(Write::Add(settings)) = &s.write {
+                undo.added
+                    .extend(crate::nm::settings::get_str(settings, "connection", "uuid"));
+            }
         }
         Ok(undo)
     }
@@ -379,6 +446,15 @@ impl Backend for NmBackend {
         for r in bounded(adds).await {
             note(r.map(|_| ()));
         }
+        // After the checkpoint's rollback, which took them off their devices.
+        let removals = undo
+            .added
+            .clone()
+            .into_iter()
+            .map(|uuid| delete_added(conn, uuid));
+        for r in bounded(removals).await {
+            note(r);
+        }
         // NM answers CheckpointRollback when it has started to put the devices back: the
         // kernel holds the old addresses and endpoints some 50-150 ms later.
         if rolled_back {
@@ -397,7 +473,7 @@ impl Backend for NmBackend {
     }
 
     fn needs_record(undo: &NmUndo) -> bool {
-        !undo.updated.is_empty() || !undo.deleted.is_empty()
+        !undo.updated.is_empty() || !undo.deleted.is_empty() || !undo.added.is_empty()
     }
 
     fn keep_alone(undo: &NmUndo) -> Result<()> {
@@ -472,6 +548,7 @@ mod tests {
             checkpoint: Some("/org/freedesktop/NetworkManager/Checkpoint/3".into()),
             updated: vec![("/x".into(), SettingsBlob(settings.clone()))],
             deleted: vec![SettingsBlob(settings.clone())],
+            added: vec!["04f0b2b9-5e2c-5731-9f0a-fe35d76c4c81".into()],
             memory_only: true,
             checkpoint_created_ms: Some(12345),
             expect: Some(KernelExpect::capture(
@@ -498,6 +575,7 @@ mod tests {
         assert_eq!(back.updated[0].1 .0, settings);
         assert_eq!(back.deleted[0].0, settings);
         assert!(back.memory_only);
+        assert_eq!(back.added, undo.added);
         let flags = &back.deleted[0].0["connection"]["mptcp-flags"];
         assert_eq!(u32::try_from(flags).unwrap(), 0x38);
     }

@@ -28,6 +28,9 @@ pub struct NmIface {
     pub device: Option<Device>,
     /// The connection applied to the device, while it is active.
     pub applied: Option<Applied>,
+    /// NM shows the device "connected (externally)": configured outside NetworkManager,
+    /// `applied` is a profile NM generated for it (nobody's configuration).
+    pub external: bool,
 }
 
 #[derive(Debug, Clone)]
@@ -151,6 +154,70 @@ pub fn plan(state: &NetworkState, cur: &Current<'_>, log: &Log) -> Result<Vec<St
     Ok(steps)
 }
 
+/// `state: ignore` (what `show` reports for a device NetworkManager does not manage)
+/// leaves an interface as it is. On a device NM manages it is refused: nmstate would make
+/// the device unmanaged, which this library does not do.
+pub fn check_ignored(state: &NetworkState, nm: &HashMap<String, NmIface>) -> Result<()> {
+    for iface in state.interfaces.iter().filter(|i| i.is_ignored()) {
+        let managed = nm
+            .get(&iface.name)
+            .and_then(|n| n.device.as_ref())
+            .is_some_and(|d| d.state > NM_DEVICE_STATE_UNMANAGED);
+        if managed {
+            return Err(Error::new(
+                ErrorKind::NotSupported,
+                format!(
+                    "{}: state ignore on a device NetworkManager manages: that would make \
+                     the device unmanaged (`nmcli device set {} managed no`), which this \
+                     library does not do; leave the interface out of the state to leave it \
+                     as it is",
+                    iface.name, iface.name
+                ),
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// Whether `state: down` holds on a device with nothing active on it: the interface as
+/// the state gives it says nothing that `show` does not report for it (the same keys with
+/// the same values; `type` aside, which the caller checked). `show` reports such a device
+/// `down` (see `query::nm_state`), and applying that back must write nothing: not even
+/// `autoconnect` or the IP sections of an inactive profile, which `show` does not read.
+/// A state that says more (flags or addresses for the profile) writes the profile.
+fn down_holds_as_shown(iface: &Interface, cur: &Current<'_>, link: &Link) -> bool {
+    let shown = crate::query::interface_of(
+        cur.kernel,
+        &crate::query::EndpointIndex::new(cur.kernel),
+        link,
+        InterfaceState::Down,
+        None,
+    );
+    let (Ok(mut desired), Ok(shown)) = (serde_json::to_value(iface), serde_json::to_value(&shown))
+    else {
+        return false;
+    };
+    if let Some(map) = desired.as_object_mut() {
+        map.remove("type");
+    }
+    is_subset(&desired, &shown)
+}
+
+/// `a` says nothing `b` does not: every key of an object is in `b` with a value `a`'s is
+/// a subset of; arrays pair up element by element; other values are equal.
+fn is_subset(a: &serde_json::Value, b: &serde_json::Value) -> bool {
+    use serde_json::Value;
+    match (a, b) {
+        (Value::Object(a), Value::Object(b)) => a
+            .iter()
+            .all(|(k, v)| b.get(k).is_some_and(|w| is_subset(v, w))),
+        (Value::Array(a), Value::Array(b)) => {
+            a.len() == b.len() && a.iter().zip(b).all(|(v, w)| is_subset(v, w))
+        }
+        _ => a == b,
+    }
+}
+
 /// Fits the state to what NetworkManager holds before the live checks: leases and the
 /// kernel's own link-local addresses are dropped from the desired lists, and the view
 /// learns the flags of each profile (what NM keeps where the state gives none).
@@ -191,9 +258,17 @@ fn profile_addresses(p: &Profile) -> HashSet<IpAddr> {
 
 /// The profile that stands for `iface`: the one applied to its device, else the one this
 /// library made (its UUID derives from the name), else the first one bound to the name.
+///
+/// The profile NM generated for an externally configured device stands for nothing: it is
+/// never picked.
 fn profile_of<'a>(iface: &Interface, cur: &Current<'a>) -> Option<&'a Profile> {
     let nm = cur.nm.get(&iface.name);
-    if let Some(uuid) = nm.and_then(|n| n.applied.as_ref()).and_then(Applied::uuid) {
+    let applied_uuid = nm.and_then(|n| n.applied.as_ref()).and_then(Applied::uuid);
+    let external = nm
+        .is_some_and(|n| n.external)
+        .then_some(applied_uuid.clone())
+        .flatten();
+    if let Some(uuid) = applied_uuid.filter(|_| external.is_none()) {
         if let Some(p) = cur.by_uuid.get(&uuid) {
             return Some(p);
         }
@@ -203,6 +278,7 @@ fn profile_of<'a>(iface: &Interface, cur: &Current<'a>) -> Option<&'a Profile> {
         cur.bound_to(&iface.name).iter().copied().find(|p| {
             crate::nm::settings::get_str(&p.settings, "connection", "type").as_deref()
                 == Some(ETHERNET)
+                && (external.is_none() || p.uuid() != external)
         })
     })
 }
@@ -309,7 +385,20 @@ fn plan_interface(iface: &Interface, cur: &Current<'_>, log: &Log) -> Result<Opt
     }
     let dev_state = nm.device.as_ref().map_or(0, |d| d.state);
 
+    // Configured outside NetworkManager ("connected (externally)"): nothing to do while
+    // the kernel holds the state; a change gets a profile of its own (below: the
+    // generated profile is nobody's, see `profile_of`), whose activation takes the device
+    // over.
+    if nm.external && kernel_holds && iface.state != Some(InterfaceState::Down) {
+        return Ok(None);
+    }
+
     if iface.state == Some(InterfaceState::Down) {
+        // Nothing active: nothing to deactivate, and a state that says no more than
+        // `show` does of such a device (what applying show's output back gives) holds.
+        if !active && down_holds_as_shown(iface, cur, link) {
+            return Ok(None);
+        }
         let write = match profile {
             Some(p) => update_if_changed(iface, p, &nm),
             None => None,
@@ -435,6 +524,7 @@ mod tests {
                     NmIface {
                         device: Some(dev),
                         applied: None,
+                        external: false,
                     },
                 )
             })
@@ -458,6 +548,122 @@ mod tests {
         .unwrap_err();
         assert_eq!(e.kind(), ErrorKind::NetworkManager);
         assert!(e.msg().contains("nmcli device set eth1 managed yes"), "{e}");
+    }
+
+    /// A disconnected veth with no address and an inactive profile (autoconnect on,
+    /// manual 198.51.100.5): what `show` reports for it is `down` with both families off.
+    fn down_device_with_inactive_profile() -> (KernelState, HashMap<String, NmIface>, Profile) {
+        let k = crate::testkit::kernel(vec![crate::testkit::link(2, "eth5")], vec![], vec![]);
+        let nm = managed(&["eth5"]);
+        let iface = state(
+            "interfaces:\n- name: eth5\n  ipv4: {address: [{ip: 198.51.100.5, prefix-length: 24}]}\n",
+        );
+        let mut settings = desired_settings(&iface.interfaces[0], None);
+        settings.get_mut("connection").unwrap().insert(
+            "autoconnect".into(),
+            zbus::zvariant::Value::from(true).try_into().unwrap(),
+        );
+        let profile = Profile {
+            path: OwnedObjectPath::try_from("/org/freedesktop/NetworkManager/Settings/5").unwrap(),
+            settings,
+        };
+        (k, nm, profile)
+    }
+
+    #[test]
+    fn down_as_shown_on_a_device_with_nothing_active_holds() {
+        let (k, nm, profile) = down_device_with_inactive_profile();
+        let profiles = [profile];
+        let cur = Current::new(&k, &nm, &profiles);
+        let log = Log::new();
+        // show's output: nothing to do (neither autoconnect nor the IP sections written).
+        let shown = "interfaces:\n- name: eth5\n  type: veth\n  state: down\n  ipv4: {enabled: false, address: []}\n  ipv6: {enabled: false, address: []}\n";
+        assert!(plan(&state(shown), &cur, &log).unwrap().is_empty());
+        assert!(plan(
+            &state("interfaces:\n- name: eth5\n  state: down\n"),
+            &cur,
+            &log
+        )
+        .unwrap()
+        .is_empty());
+        // More than show says (flags for the profile): the profile is written.
+        let flags =
+            "interfaces:\n- name: eth5\n  state: down\n  mptcp: {address-flags: [signal]}\n";
+        let steps = plan(&state(flags), &cur, &log).unwrap();
+        assert_eq!(steps.len(), 1);
+        assert!(matches!(steps[0].write, Some(Write::Update { .. })));
+        assert_eq!(steps[0].live, Live::Nothing);
+        // No profile at all: down holds whatever else.
+        let none = Current::new(&k, &nm, &[]);
+        assert!(plan(&state(shown), &none, &log).unwrap().is_empty());
+    }
+
+    #[test]
+    fn ignore_is_refused_on_a_managed_device_only() {
+        let nm = managed(&["eth1"]);
+        let e =
+            check_ignored(&state("interfaces:\n- name: eth1\n  state: ignore\n"), &nm).unwrap_err();
+        assert_eq!(e.kind(), ErrorKind::NotSupported);
+        assert!(e.msg().contains("managed no"), "{e}");
+        let mut unmanaged = nm.clone();
+        unmanaged
+            .get_mut("eth1")
+            .unwrap()
+            .device
+            .as_mut()
+            .unwrap()
+            .state = NM_DEVICE_STATE_UNMANAGED;
+        assert!(check_ignored(
+            &state("interfaces:\n- name: eth1\n  state: ignore\n"),
+            &unmanaged
+        )
+        .is_ok());
+        // A device NM does not know at all.
+        assert!(check_ignored(&state("interfaces:\n- name: eth7\n  state: ignore\n"), &nm).is_ok());
+    }
+
+    #[test]
+    fn an_external_device_holds_while_the_kernel_does_and_gets_its_own_profile() {
+        let k = kernel();
+        let mut nm = managed(&["eth1"]);
+        let generated = state(
+            "interfaces:\n- name: eth1\n  ipv4: {address: [{ip: 192.0.2.2, prefix-length: 24}]}\n",
+        );
+        let mut settings = desired_settings(&generated.interfaces[0], None);
+        let uuid = zbus::zvariant::Value::from("0c55280f-9f78-45df-9acb-07ebce5218ea");
+        settings
+            .get_mut("connection")
+            .unwrap()
+            .insert("uuid".into(), uuid.try_into().unwrap());
+        let profiles = [Profile {
+            path: OwnedObjectPath::try_from("/org/freedesktop/NetworkManager/Settings/9").unwrap(),
+            settings: settings.clone(),
+        }];
+        let eth1 = nm.get_mut("eth1").unwrap();
+        eth1.applied = Some(Applied {
+            settings,
+            version_id: 1,
+        });
+        eth1.external = true;
+        let cur = Current::new(&k, &nm, &profiles);
+        let log = Log::new();
+        // As the kernel has it (show's output): nothing.
+        let shown = "interfaces:\n- name: eth1\n  state: up\n  mptcp: {address-flags: []}\n  ipv4: {enabled: true, address: [{ip: 192.0.2.2, prefix-length: 24}]}\n";
+        assert!(plan(&state(shown), &cur, &log).unwrap().is_empty());
+        // A change: a profile of its own, activated; the generated one is not touched.
+        let steps = plan(
+            &state("interfaces:\n- name: eth1\n  mptcp: {address-flags: [subflow]}\n  ipv4: {address: [{ip: 192.0.2.2, prefix-length: 24}]}\n"),
+            &cur,
+            &log,
+        )
+        .unwrap();
+        assert_eq!(steps.len(), 1);
+        assert!(
+            matches!(steps[0].write, Some(Write::Add(_))),
+            "{:?}",
+            steps[0].write
+        );
+        assert_eq!(steps[0].live, Live::Activate);
     }
 
     #[test]
