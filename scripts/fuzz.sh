@@ -48,8 +48,10 @@ if ! out=$(rustc --edition 2021 "${flags[@]}" -o "$probe/p" "$probe/p.rs" 2>&1);
 fi
 
 echo "fuzz: building ${targets[*]} (sanitizer $sanitizer)"
-for t in "${targets[@]}"; do
-  cargo fuzz build -O --sanitizer "$sanitizer" "$t" 2>&1 | grep -Ev '^\s*(Compiling|Finished|Building)' || true
+# One cargo call for all targets (built in parallel), one per target otherwise.
+if [[ "${targets[*]}" == "${all[*]}" ]]; then names=(""); else names=("${targets[@]}"); fi
+for t in "${names[@]}"; do
+  cargo fuzz build -O --sanitizer "$sanitizer" ${t:+"$t"} 2>&1 | grep -Ev '^\s*(Compiling|Finished|Building)' || true
 done
 bin=fuzz/target/x86_64-unknown-linux-gnu/release
 for t in "${targets[@]}"; do
@@ -60,7 +62,10 @@ failed=()
 for t in "${targets[@]}"; do
   dirs=("$PWD/fuzz/corpus/$t")
   mkdir -p "fuzz/corpus/$t" "fuzz/artifacts/$t"
-  for d in "$PWD/fuzz/seeds/$t" "$PWD/fuzz/regressions/$t"; do
+  # capi_offline takes the same documents as state.
+  seeds=$t
+  [[ $t == capi_offline ]] && seeds=state
+  for d in "$PWD/fuzz/seeds/$seeds" "$PWD/fuzz/regressions/$t"; do
     [[ -d $d ]] && dirs+=("$d")
   done
   echo "fuzz: $t for ${per} s"
