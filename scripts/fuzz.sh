@@ -7,6 +7,7 @@
 #                           (default 25: the test suite's short run; the long runs of
 #                           SECURITY.md used 300 per target)
 # MPTCPSTATE_FUZZ_SANITIZER address (default) or none
+# MPTCPSTATE_REQUIRE_FUZZ   1: a skip fails instead
 #
 # cargo-fuzz needs nightly rustc flags (-Zsanitizer, sancov passes); on a stable
 # toolchain RUSTC_BOOTSTRAP=1 lets rustc accept them. Where cargo-fuzz is missing or this
@@ -28,8 +29,13 @@ per=$((total / ${#targets[@]}))
 ((per >= 1)) || per=1
 sanitizer=${MPTCPSTATE_FUZZ_SANITIZER:-address}
 
+# MPTCPSTATE_REQUIRE_FUZZ=1 turns a skip into a failure (exit 1).
 skip() {
   echo "fuzz: SKIPPED: $*"
+  if [[ ${MPTCPSTATE_REQUIRE_FUZZ:-} == 1 ]]; then
+    echo "fuzz: FAILED: MPTCPSTATE_REQUIRE_FUZZ=1 and the fuzz run cannot happen"
+    exit 1
+  fi
   exit 0
 }
 
