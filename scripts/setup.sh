@@ -29,4 +29,12 @@ fi
 
 command -v cargo >/dev/null || { echo "setup: cargo is required (rustup)"; exit 1; }
 rustup component list --installed 2>/dev/null | grep -q '^clippy' || rustup component add clippy rustfmt >/dev/null 2>&1 || true
+
+# cargo-fuzz for the short fuzz run of scripts/test.sh (scripts/fuzz.sh); not wanted with
+# MPTCPSTATE_FUZZ_SECONDS=0. A failed install is not fatal: scripts/fuzz.sh then says why
+# it skips.
+if [[ ${MPTCPSTATE_FUZZ_SECONDS:-} != 0 ]] && ! command -v cargo-fuzz >/dev/null 2>&1; then
+  echo "setup: cargo install cargo-fuzz --locked (a few minutes, once)"
+  cargo install -q cargo-fuzz --locked || echo "setup: cargo-fuzz could not be installed; the fuzz run will be skipped"
+fi
 echo "setup: ok"

@@ -25,6 +25,11 @@ cargo clippy --workspace --all-targets -q -- -D warnings
 step "rust: tests (includes the stale-header check of include/mptcpstate.h)"
 cargo test --workspace -q
 
+step "fuzz: a short run of every target (scripts/fuzz.sh; MPTCPSTATE_FUZZ_SECONDS, default 25)"
+# Prints "fuzz: SKIPPED: <why>" and goes on where cargo-fuzz or an instrumented build
+# is unavailable; fails on a finding.
+bash scripts/fuzz.sh
+
 step "release builds: CLI, kernel_dump and nm_write examples"
 cargo build --release -q -p mptcpstatectl
 cargo build --release -q -p mptcpstate --example kernel_dump --example nm_write
@@ -41,4 +46,4 @@ step "pytest: harness, CLI, kernel, on the wire, NetworkManager, Python"
 export MPTCPSTATE_REQUIRE_NM=1 MPTCPSTATE_REQUIRE_KERNEL=1 MPTCPSTATE_REQUIRE_ALL=1
 # The C face of the apply scenarios (tests/nm/test_apply.py) runs under valgrind too.
 MPTCPSTATE_FACE_VALGRIND=1 \
-  python3 -m pytest -q -p no:cacheprovider tests/harness tests/cli tests/kernel tests/wire tests/nm tests/python
+  python3 -m pytest -q -p no:cacheprovider tests/harness tests/cli tests/kernel tests/wire tests/nm tests/python tests/soak

@@ -29,6 +29,8 @@ compile_error!("mptcpstate-capi must be built with panic=unwind");
 mod apply;
 mod call;
 mod flags;
+#[doc(hidden)]
+pub mod fuzzing;
 mod offline;
 mod query;
 mod result;

@@ -14,6 +14,8 @@
 pub mod apply;
 pub mod check;
 mod error;
+#[doc(hidden)]
+pub mod fuzzing;
 mod gen_conf;
 pub mod log;
 pub mod netlink;

@@ -62,6 +62,20 @@ def test_gc_seed_gives_mptcp_flags_56(cli, tmp_path, seed_yaml):
     f = d / "eth1.nmconnection"
     assert f.read_text() == keyfile
     assert oct(f.stat().st_mode & 0o777) == "0o600"
+    # Over a keyfile others can read, and over a symlink: a new 0600 file either way,
+    # and the symlink's target untouched.
+    f.chmod(0o644)
+    assert run(cli, "gc", "--write-dir", str(d), str(seed)).returncode == 0
+    assert oct(f.stat().st_mode & 0o777) == "0o600" and f.read_text() == keyfile
+    victim = tmp_path / "victim"
+    victim.write_text("untouched\n")
+    f.unlink()
+    f.symlink_to(victim)
+    assert run(cli, "gc", "--write-dir", str(d), str(seed)).returncode == 0
+    assert not f.is_symlink() and f.read_text() == keyfile
+    assert oct(f.stat().st_mode & 0o777) == "0o600"
+    assert victim.read_text() == "untouched\n"
+    assert sorted(p.name for p in d.iterdir()) == ["eth1.nmconnection"]
 
 
 def test_warnings_always_shown_and_verbose_log(cli):

@@ -503,14 +503,25 @@ fn write_keyfiles(dir: &Path, files: &[(String, String)]) -> Result<(), Error> {
     std::fs::create_dir_all(dir).map_err(|e| io(dir, e))?;
     for (name, content) in files {
         let path = dir.join(name);
-        let mut f = std::fs::OpenOptions::new()
-            .write(true)
-            .create(true)
-            .truncate(true)
-            .mode(0o600)
-            .open(&path)
-            .map_err(|e| io(&path, e))?;
-        f.write_all(content.as_bytes()).map_err(|e| io(&path, e))?;
+        // A new file (mode 0600 from its creation) renamed over the old one: a keyfile
+        // that was there keeps neither its mode (NetworkManager ignores keyfiles that
+        // others can read) nor, if it was a symlink, its target, which is never written;
+        // NetworkManager never reads half a file.
+        let tmp = dir.join(format!(".{name}.tmp-{}", std::process::id()));
+        let write = || -> std::io::Result<()> {
+            let mut f = std::fs::OpenOptions::new()
+                .write(true)
+                .create_new(true)
+                .mode(0o600)
+                .open(&tmp)?;
+            f.write_all(content.as_bytes())?;
+            f.sync_all()?;
+            std::fs::rename(&tmp, &path)
+        };
+        write().map_err(|e| {
+            let _ = std::fs::remove_file(&tmp);
+            io(&path, e)
+        })?;
         println!("{}", path.display());
     }
     Ok(())

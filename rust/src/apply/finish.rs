@@ -13,7 +13,7 @@
 //! where a system bus exists); none of them: nothing is pending, which is said and is not
 //! an error.
 
-use std::path::{Path, PathBuf};
+use std::path::{Component, Path, PathBuf};
 
 use super::record::{self, Claimed};
 use super::{last_checkpoint, pipeline, remember_checkpoint};
@@ -59,7 +59,7 @@ fn parse_target(text: &str) -> Result<Target> {
         }
     }
     let path = Path::new(text);
-    if path.starts_with(record::RUN_DIR) && text.ends_with(".json") {
+    if is_record_path(path) {
         return Ok(Target::Record(path.to_path_buf()));
     }
     Err(Error::invalid(format!(
@@ -67,6 +67,18 @@ fn parse_target(text: &str) -> Result<Target> {
          ({NM_CHECKPOINT_PREFIX}N, or {}/.../checkpoint-....json), or none for the newest",
         record::RUN_DIR
     )))
+}
+
+/// `RUN_DIR/<namespace>/checkpoint-*.json` and nothing else: `Path::starts_with` compares
+/// components without resolving `..`, so `/run/mptcpstate/../../tmp/x.json` would have
+/// passed and had any file read, claimed (renamed) and applied as an undo record.
+fn is_record_path(path: &Path) -> bool {
+    let Ok(rest) = path.strip_prefix(record::RUN_DIR) else {
+        return false;
+    };
+    let parts: Vec<Component<'_>> = rest.components().collect();
+    matches!(parts.as_slice(), [Component::Normal(_), Component::Normal(name)]
+        if name.to_str().is_some_and(|n| n.starts_with("checkpoint-") && n.ends_with(".json")))
 }
 
 /// Whether a target is still pending.
@@ -217,6 +229,11 @@ mod tests {
             "/org/freedesktop/NetworkManager/Checkpoint/x",
             "/etc/passwd",
             "checkpoint-1-2.json",
+            "/run/mptcpstate/../../tmp/checkpoint-1-2.json",
+            "/run/mptcpstate/1/../../../tmp/checkpoint-1-2.json",
+            "/run/mptcpstate/checkpoint-1-2.json",
+            "/run/mptcpstate/1/2/checkpoint-1-2.json",
+            "/run/mptcpstate/1/x.json",
         ] {
             let e = parse_target(bad).unwrap_err();
             assert_eq!(e.kind(), crate::ErrorKind::InvalidArgument, "{bad}");

@@ -24,7 +24,9 @@ use netlink_packet_core::{
     NetlinkSerializable, Nla as _, NlasIterator, NLA_TYPE_MASK,
 };
 use netlink_packet_sock_diag::inet::nlas::Nla;
-use netlink_packet_sock_diag::inet::{ExtensionFlags, InetRequest, SocketId, StateFlags};
+use netlink_packet_sock_diag::inet::{
+    ExtensionFlags, InetRequest, InetResponse, SocketId, StateFlags,
+};
 use netlink_packet_sock_diag::{SockDiagMessage, AF_INET, AF_INET6, SOCK_DIAG_BY_FAMILY};
 use netlink_proto::sys::protocols::NETLINK_SOCK_DIAG;
 
@@ -230,17 +232,7 @@ pub async fn read_connections() -> Result<(Vec<MptcpConnection>, Vec<Subflow>)> 
         for family in [AF_INET, AF_INET6] {
             socket::dump(&handle, mptcp_request(family), |msg| {
                 if let Diag::Answer(SockDiagMessage::InetResponse(r)) = msg {
-                    let id = &r.header.socket_id;
-                    let info = r.nlas.iter().find_map(|n| match n {
-                        Nla::TcpInfo(bytes) => MptcpInfo::parse(bytes),
-                        _ => None,
-                    });
-                    conns.push(MptcpConnection {
-                        local: addr(id.source_address, id.source_port),
-                        remote: addr(id.destination_address, id.destination_port),
-                        state: r.header.state,
-                        info,
-                    });
+                    conns.push(connection_of(r.as_ref()));
                     if !families.contains(&r.header.family) {
                         families.push(r.header.family);
                     }
@@ -260,33 +252,7 @@ pub async fn read_connections() -> Result<(Vec<MptcpConnection>, Vec<Subflow>)> 
         for family in tcp_families {
             socket::dump(&handle, tcp_request(family), |msg| {
                 if let Diag::Answer(SockDiagMessage::InetResponse(r)) = msg {
-                    let Some(ulp) = r.nlas.iter().find_map(|n| match n {
-                        Nla::Other(o) if o.kind() & NLA_TYPE_MASK == INET_DIAG_ULP_INFO => {
-                            let mut v = vec![0u8; o.value_len()];
-                            o.emit_value(&mut v);
-                            Some(v)
-                        }
-                        _ => None,
-                    }) else {
-                        return;
-                    };
-                    let id = &r.header.socket_id;
-                    if let Some(mut s) = parse_ulp(&ulp) {
-                        s.local = addr(id.source_address, id.source_port);
-                        s.remote = addr(id.destination_address, id.destination_port);
-                        s.state = r.header.state;
-                        s.ifindex = id.interface_id;
-                        // struct tcp_info: state, ca_state, retransmits, ...
-                        s.retransmits = r
-                            .nlas
-                            .iter()
-                            .find_map(|n| match n {
-                                Nla::TcpInfo(bytes) => bytes.get(2).copied(),
-                                _ => None,
-                            })
-                            .unwrap_or(0);
-                        subflows.push(s);
-                    }
+                    subflows.extend(subflow_of(r.as_ref()));
                 }
             })
             .await
@@ -295,6 +261,51 @@ pub async fn read_connections() -> Result<(Vec<MptcpConnection>, Vec<Subflow>)> 
         Ok((conns, subflows))
     })
     .await
+}
+
+/// An MPTCP socket of a sock_diag answer, with its `struct mptcp_info` if the answer
+/// carries one.
+pub(crate) fn connection_of(r: &InetResponse) -> MptcpConnection {
+    let id = &r.header.socket_id;
+    let info = r.nlas.iter().find_map(|n| match n {
+        Nla::TcpInfo(bytes) => MptcpInfo::parse(bytes),
+        _ => None,
+    });
+    MptcpConnection {
+        local: addr(id.source_address, id.source_port),
+        remote: addr(id.destination_address, id.destination_port),
+        state: r.header.state,
+        info,
+    }
+}
+
+/// The subflow a TCP socket of a sock_diag answer is, if its upper-layer protocol is
+/// `mptcp`.
+pub(crate) fn subflow_of(r: &InetResponse) -> Option<Subflow> {
+    let ulp = r.nlas.iter().find_map(|n| match n {
+        Nla::Other(o) if o.kind() & NLA_TYPE_MASK == INET_DIAG_ULP_INFO => {
+            let mut v = vec![0u8; o.value_len()];
+            o.emit_value(&mut v);
+            Some(v)
+        }
+        _ => None,
+    })?;
+    let id = &r.header.socket_id;
+    let mut s = parse_ulp(&ulp)?;
+    s.local = addr(id.source_address, id.source_port);
+    s.remote = addr(id.destination_address, id.destination_port);
+    s.state = r.header.state;
+    s.ifindex = id.interface_id;
+    // struct tcp_info: state, ca_state, retransmits, ...
+    s.retransmits = r
+        .nlas
+        .iter()
+        .find_map(|n| match n {
+            Nla::TcpInfo(bytes) => bytes.get(2).copied(),
+            _ => None,
+        })
+        .unwrap_or(0);
+    Some(s)
 }
 
 /// The `mptcp` ULP info of a TCP socket; `None` for another ULP.

@@ -264,14 +264,41 @@ impl ParseableParametrized<[u8], GenlHeader> for PmMessage {
 /// since their command numbers overlap.
 #[derive(Debug)]
 pub(crate) enum Genl {
+    /// A request to the controller.
     Ctrl(GenlMessage<GenlCtrl>),
+    /// An answer of the controller: only `CTRL_ATTR_FAMILY_ID` is decoded, if present.
+    /// netlink-packet-generic 0.5's full decode of a controller message panics on a
+    /// `CTRL_ATTR_POLICY` attribute whose inner length exceeds its value (it reads the
+    /// nest with an unchecked buffer; found by the `netlink_genl` fuzz target), and the
+    /// library needs nothing else from it.
+    CtrlAnswer(Option<u16>),
     Pm(GenlMessage<PmMessage>),
+}
+
+const CTRL_ATTR_FAMILY_ID: u16 = 1;
+/// `struct genlmsghdr`: cmd, version, reserved.
+const GENL_HEADER_LEN: usize = 4;
+
+/// The family id of a controller answer (`None` if it has none); a payload shorter than
+/// the generic netlink header, or a malformed attribute, is an error.
+fn parse_ctrl_answer(payload: &[u8]) -> Result<Option<u16>, DecodeError> {
+    let nlas = payload
+        .get(GENL_HEADER_LEN..)
+        .ok_or_else(|| DecodeError::from("a controller message shorter than its header"))?;
+    for nla in NlasIterator::new(nlas) {
+        let nla = nla?;
+        if nla.kind() & NLA_TYPE_MASK == CTRL_ATTR_FAMILY_ID {
+            return Ok(Some(parse_u16(nla.value())?));
+        }
+    }
+    Ok(None)
 }
 
 impl NetlinkSerializable for Genl {
     fn message_type(&self) -> u16 {
         match self {
             Genl::Ctrl(m) => m.message_type(),
+            Genl::CtrlAnswer(_) => GENL_ID_CTRL,
             Genl::Pm(m) => m.message_type(),
         }
     }
@@ -279,6 +306,8 @@ impl NetlinkSerializable for Genl {
     fn buffer_len(&self) -> usize {
         match self {
             Genl::Ctrl(m) => NetlinkSerializable::buffer_len(m),
+            // Only requests are sent; an answer serializes to nothing.
+            Genl::CtrlAnswer(_) => 0,
             Genl::Pm(m) => NetlinkSerializable::buffer_len(m),
         }
     }
@@ -286,6 +315,7 @@ impl NetlinkSerializable for Genl {
     fn serialize(&self, buffer: &mut [u8]) {
         match self {
             Genl::Ctrl(m) => m.serialize(buffer),
+            Genl::CtrlAnswer(_) => {}
             Genl::Pm(m) => m.serialize(buffer),
         }
     }
@@ -296,7 +326,7 @@ impl NetlinkDeserializable for Genl {
 
     fn deserialize(header: &NetlinkHeader, payload: &[u8]) -> Result<Self, Self::Error> {
         if header.message_type == GENL_ID_CTRL {
-            GenlMessage::<GenlCtrl>::deserialize(header, payload).map(Genl::Ctrl)
+            parse_ctrl_answer(payload).map(Genl::CtrlAnswer)
         } else {
             GenlMessage::<PmMessage>::deserialize(header, payload).map(Genl::Pm)
         }
@@ -323,11 +353,8 @@ pub(crate) async fn family_id(handle: &ConnectionHandle<Genl>) -> Result<u16, Re
     }));
     let mut id = None;
     let res = socket::ack(handle, req, 0, |msg| {
-        if let Genl::Ctrl(m) = msg {
-            id = id.or(m.payload.nlas.iter().find_map(|a| match a {
-                GenlCtrlAttrs::FamilyId(id) => Some(*id),
-                _ => None,
-            }));
+        if let Genl::CtrlAnswer(answer) = msg {
+            id = id.or(answer);
         }
     })
     .await;
@@ -363,6 +390,20 @@ mod tests {
             version: MPTCP_PM_VER,
         };
         PmMessage::parse_with_param(&buf, header).unwrap()
+    }
+
+    #[test]
+    fn controller_answer_gives_the_family_id_and_survives_a_lying_policy_nest() {
+        // genlmsghdr, then CTRL_ATTR_FAMILY_ID (u16 0x1b), as the kernel answers.
+        let mut ok = vec![1u8, 2, 0, 0];
+        ok.extend_from_slice(&[6, 0, 1, 0, 0x1b, 0, 0, 0]);
+        assert_eq!(parse_ctrl_answer(&ok).unwrap(), Some(0x1b));
+        // CTRL_ATTR_POLICY (8) whose inner attribute claims 2048 bytes in a 9-byte value:
+        // netlink-packet-generic 0.5 panicked on this (rust/fuzz/regressions/netlink_genl).
+        let mut lying = vec![1u8, 2, 0, 0];
+        lying.extend_from_slice(&[13, 0, 8, 0x80, 0, 8, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0]);
+        assert_eq!(parse_ctrl_answer(&lying).unwrap(), None);
+        assert!(parse_ctrl_answer(&[1, 2]).is_err());
     }
 
     #[test]

@@ -39,6 +39,8 @@
 
 mod addresses;
 mod counters;
+#[doc(hidden)]
+pub mod decode;
 mod diag;
 mod error;
 mod genl;

@@ -65,7 +65,7 @@ pub struct Endpoint {
 }
 
 impl Endpoint {
-    fn from_pm(addr: PmAddr) -> Option<Self> {
+    pub(crate) fn from_pm(addr: PmAddr) -> Option<Self> {
         Some(Endpoint {
             id: addr.id?,
             address: addr.addr?,
