@@ -260,7 +260,8 @@ fn plan_interface(iface: &Interface, cur: &Current<'_>, log: &Log) -> Result<Opt
             iface.name
         )));
     };
-    let kernel_holds = check_interface(iface, cur.kernel, Mode::NetworkManager).is_empty();
+    let kernel_holds =
+        check_interface(iface, Some(link), cur.kernel, Mode::NetworkManager).is_empty();
     let configurable = iface
         .iface_type
         .unwrap_or(link.iface_type)
