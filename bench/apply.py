@@ -75,7 +75,8 @@ Usage (root; Python 3 standard library only):
     python3 bench/apply.py --skip-nmstatectl --sizes 200,1000 --verbose-ours
     python3 bench/apply.py --sizes 10,1000 --skip-nmstatectl   # issue 11's scaling row
 
-Options: --repeat K timed runs per scenario (default 5 at N < 200, else 3);
+Options: --repeat K timed runs per scenario (default 5 at N < 200, else 3); --scenarios
+LIST (default all);
 --nmstatectl-repeat K for nmstatectl (default: as --repeat below N = 1000, 1 from 1000 on;
 nmstatectl takes 40-90 s a run there); --skip-nmstatectl; --nmstatectl PATH (default
 target/bench/nmstate/bin/nmstatectl) or --install-nmstatectl (cargo install, once, as
@@ -107,7 +108,8 @@ from pathlib import Path
 
 from common import (HARNESS, REPO, address_of, become_subreaper, fixture_state,
                     flagged_indices, fmt_ms, install_nmstatectl, loadavg, log,
-                    maxrss_floor_kib, parse_sizes, proc_cpu_ns, run_worker, spawn_maxrss,
+                    maxrss_floor_kib, parse_sizes, proc_cpu_ns, proc_runqueue_ns, run_worker,
+                    spawn_maxrss,
                     spawn_wait, target_dir, version_of, worker_main)
 
 FLAGS_A = ["subflow"]
@@ -317,19 +319,23 @@ class Worker:
         load = round(os.getloadavg()[0], 2)
         log0 = self.nm_log_size()
         nm0, bus0 = proc_cpu_ns(self.nm_pid), proc_cpu_ns(self.bus_pid)
-        total, cpu, rss, rc = 0, 0.0, 0, 0
+        nmq0 = proc_runqueue_ns(self.nm_pid)
+        total, cpu, rss, rc, queued = 0, 0.0, 0, 0, 0
         wall0 = time.time()
         for argv, stdin in cmds:
             if mode == "memory":
                 rc, kib = spawn_maxrss(argv, self.env, out, err, stdin)
                 rss = max(rss, kib)
             else:
-                ns, rc, used = spawn_wait(argv, self.env, out, err, stdin)
+                sched: dict = {}
+                ns, rc, used = spawn_wait(argv, self.env, out, err, stdin, sched)
                 total += ns
                 cpu += used
+                queued += sched.get("runqueue_ns", 0)
             if rc != 0:
                 break
         nm1, bus1 = proc_cpu_ns(self.nm_pid), proc_cpu_ns(self.bus_pid)
+        nmq1 = proc_runqueue_ns(self.nm_pid)
         stdout = Path(out).read_text(errors="replace")
         error = None
         if rc != 0:
@@ -342,7 +348,9 @@ class Worker:
         else:
             rec.update({"ns": total, "cpu_ms": round(cpu * 1e3, 2),
                         "nm_cpu_ms": round((nm1 - nm0) / 1e6, 2),
-                        "bus_cpu_ms": round((bus1 - bus0) / 1e6, 2)})
+                        "bus_cpu_ms": round((bus1 - bus0) / 1e6, 2),
+                        "nm_runqueue_ms": round((nmq1 - nmq0) / 1e6, 2),
+                        "runqueue_ms": round(queued / 1e6, 2)})
         if tool in ("ours", "noverify", "show"):
             rec["stdout"] = stdout[:300]
             # With a driver that prints the library's log (or the CLI's -v): how often
@@ -443,10 +451,15 @@ def measure(spec: dict) -> dict:
     # (b) change and (c) same, one block per tool.
     order = [t for t in ("ours", "noverify", "nmcli", "nmstate") if t in spec["tools"]]
     for tool in order:
-        if w.holds is None:
-            # No profiles (only when (a) was skipped or failed): make them.
+        for _ in range(3):
+            if w.holds is not None:
+                break
+            # No profiles (only when (a) was skipped or failed): make them. On a loaded
+            # machine NM may take over 90 s to activate 1000 profiles; try again.
             w.reset()
             w.run(apply_tools[0], "A", "time")
+        if w.holds is None:
+            raise RuntimeError("the profiles of state A could not be made (3 tries)")
         scen = {
             "ours": ["change", "same", "change8", "same8", "show"],
             "noverify": ["change", "change8"],
@@ -500,6 +513,8 @@ def summarize(runs: list[dict]) -> dict:
         "cpu_ms": round(statistics.median(r["cpu_ms"] for r in ok), 2),
         "nm_cpu_ms": round(statistics.median(r["nm_cpu_ms"] for r in ok), 2),
         "dbus_cpu_ms": round(statistics.median(r["bus_cpu_ms"] for r in ok), 2),
+        "nm_runqueue_ms": round(statistics.median(r.get("nm_runqueue_ms", 0) for r in ok), 2),
+        "runqueue_ms": round(statistics.median(r.get("runqueue_ms", 0) for r in ok), 2),
         "held": sum(1 for r in ok if r.get("held")),
         "settle_ms": round(statistics.median(r["settle_ms"] for r in ok), 1),
         "nm_state_changes": statistics.median(r["nm_state_changes"] for r in ok),
@@ -547,7 +562,7 @@ def run_size(n: int, args, tools: dict, reps: dict) -> dict:
                           and not (k == "nmcli" and (n > NMCLI_MAX_N or not flagged))}
             spec = {"names": names, "flagged": flagged, "files": files, "outdir": tmp,
                     "tools": size_tools, "reps": reps, "memory_runs": args.memory_runs,
-                    "scenarios": list(SCENARIOS), "nm_pid": sb.nm_pid,
+                    "scenarios": args.scenarios, "nm_pid": sb.nm_pid,
                     "dbus_pid": sb.dbus_pid, "nm_log": sb.nm_log}
             runs = sum(reps[t] + args.memory_runs + 1 for t in size_tools) * 5
             budget = 900 + runs * (60 + (0.4 if "nmstate" in size_tools else 0.05) * n)
@@ -734,7 +749,9 @@ def scaling(recs: list[dict], big: dict | None) -> list[dict]:
         value = round(v["median_ms"] / cpu, 2) if cpu else None
         print(f"  (d) at N={small['n']}: wall {fmt_ms(v['median_ms'])}, CPU: tool "
               f"{fmt_ms(v['cpu_ms'])} + NM {fmt_ms(v['nm_cpu_ms'])} + dbus-daemon "
-              f"{fmt_ms(v['dbus_cpu_ms'])} = {fmt_ms(cpu)} (wall / CPU {value}x)")
+              f"{fmt_ms(v['dbus_cpu_ms'])} = {fmt_ms(cpu)} (wall / CPU {value}x); waiting for a "
+              f"CPU (run queue): the tool {fmt_ms(v.get('runqueue_ms', 0))}, NM "
+              f"{fmt_ms(v.get('nm_runqueue_ms', 0))}")
         out.append({"target": f"N={small['n']} {short_label('change8')}: wall <= "
                               f"{TARGET_WALL_VS_CPU:g}x CPU (tool + NM + dbus)",
                     "value": value,
@@ -777,6 +794,10 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--flagged", type=int, default=8,
                    help="interfaces with MPTCP flags (default 8, the kernel's maximum)")
     p.add_argument("--skip-nmstatectl", action="store_true", help="do not run nmstatectl")
+    p.add_argument("--scenarios", default=",".join(SCENARIOS),
+                   help="comma-separated scenarios to run (default all: "
+                        f"{','.join(SCENARIOS)}); without create, the first apply of the "
+                        "state by ours (untimed) makes the profiles")
     p.add_argument("--nmstatectl", metavar="PATH",
                    help="the nmstatectl to time (default target/bench/nmstate/bin/nmstatectl)")
     p.add_argument("--install-nmstatectl", action="store_true",
@@ -795,6 +816,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--out", metavar="FILE",
                    help="JSON file of the raw figures (default target/bench/apply-<time>.json)")
     args = p.parse_args(argv)
+    args.scenarios = [x for x in args.scenarios.split(",") if x]
+    if not args.scenarios or set(args.scenarios) - set(SCENARIOS):
+        p.error(f"--scenarios: a comma-separated list of {', '.join(SCENARIOS)}")
     if not 0 <= args.flagged <= 8:
         p.error("--flagged is 0..8: the kernel keeps at most 8 endpoints per namespace")
     for opt in ("repeat", "nmstatectl_repeat"):
