@@ -15,7 +15,9 @@ use crate::nm::dbus::{bounded, device_proxy, error_name, nm_error, nm_proxy, Net
 use crate::nm::deactivation::{self, NM_DEVICE_STATE_DISCONNECTED};
 use crate::nm::keyfile::profile_uuid;
 use crate::nm::profile::{self, is_gone, Applied, Profile, Storage};
-use crate::nm::query::{read_device_applied, DEVICES_IN_FLIGHT, NM_DEVICE_STATE_ACTIVATED};
+use crate::nm::query::{
+    read_device_applied, DEVICES_IN_FLIGHT, NM_DEVICE_STATE_ACTIVATED, NM_DEVICE_STATE_UNMANAGED,
+};
 use crate::state::{InterfaceState, NetworkState};
 use crate::{log_at, Log, Result};
 
@@ -209,8 +211,9 @@ pub fn lists_every_profile(state: &NetworkState) -> bool {
 ///    those bound to its name; a profile bound to the name that NM could not activate
 ///    there, a MAC address that differs say, is not one to bring up), their settings
 ///    read and kept when bound to the name. NM fills that list only for a device from
-///    `disconnected` on; for a device without carrier or unmanaged, or a name NM has no
-///    device for, every profile is listed once for all such names (`fallback`).
+///    `disconnected` on; for a device without carrier every profile is listed once for
+///    all such names (`fallback`). An unmanaged device, or a name NM has no device for,
+///    needs none (the plan writes nothing there).
 pub async fn read_profiles(
     conn: &zbus::Connection,
     names: &[String],
@@ -240,7 +243,8 @@ pub async fn read_profiles(
         log_at!(
             log,
             Level::Debug,
-            "no profile of {} found by UUID and NM lists no profile it could activate there              (no device, no carrier or unmanaged): listing every profile",
+            "no profile of {} found by UUID and NM lists no profile it could activate there \
+             (no carrier): listing every profile",
             fallback.join(", ")
         );
         let wanted: HashSet<&str> = fallback.into_iter().collect();
@@ -257,7 +261,8 @@ pub async fn read_profiles(
 }
 
 /// The profiles of one interface, as [`read_profiles`] says; `None` when neither the
-/// applied nor our profile exists and NM cannot list the device's available profiles.
+/// applied nor our profile exists and NM cannot list the available profiles of the
+/// (managed) device.
 async fn profiles_of(
     conn: &zbus::Connection,
     name: &str,
@@ -279,12 +284,21 @@ async fn profiles_of(
     if !found.is_empty() {
         return Ok(Some(found));
     }
-    let Some(device) = nm
-        .and_then(|n| n.device.as_ref())
-        .filter(|d| d.state >= NM_DEVICE_STATE_DISCONNECTED)
-    else {
-        return Ok(None);
+    let Some(device) = nm.and_then(|n| n.device.as_ref()) else {
+        // NM has no device of that name: no profile of it is live, and the plan changes
+        // nothing there (an unknown link is refused, one NM does not know is left as it
+        // is), so none is needed.
+        return Ok(Some(Vec::new()));
     };
+    if device.state <= NM_DEVICE_STATE_UNMANAGED {
+        // Unmanaged (loopback, a link NM is told to leave): its profiles are not this
+        // library's to compare or write (see the plan), and NM lists none available.
+        return Ok(Some(Vec::new()));
+    }
+    if device.state < NM_DEVICE_STATE_DISCONNECTED {
+        // No carrier: NM lists no available profile; only the listing finds them.
+        return Ok(None);
+    }
     let available = match device_proxy(conn, device.path.clone())
         .await
         .map_err(|e| nm_error("NetworkManager device", e))?
