@@ -47,12 +47,20 @@ def spawn_actions(stdout: str, stderr: str, stdin: str = "/dev/null") -> list:
 
 
 def spawn_wait(argv: list[str], env: dict, stdout: str, stderr: str,
-               stdin: str = "/dev/null") -> tuple[int, int, float]:
-    """Runs argv straight from this process; returns (wall ns, exit code, CPU s)."""
+               stdin: str = "/dev/null", sched: dict | None = None) -> tuple[int, int, float]:
+    """Runs argv straight from this process; returns (wall ns, exit code, CPU s). With
+    `sched`, also sets sched["runqueue_ns"]: how long the command's (main) thread waited
+    for a CPU (its schedstat, read while it is a zombie, before it is reaped)."""
     t0 = time.perf_counter_ns()
     pid = os.posix_spawn(argv[0], argv, env, file_actions=spawn_actions(stdout, stderr, stdin))
-    _, status, ru = os.wait4(pid, 0)
-    t1 = time.perf_counter_ns()
+    if sched is not None:
+        os.waitid(os.P_PID, pid, os.WEXITED | os.WNOWAIT)
+        t1 = time.perf_counter_ns()
+        sched["runqueue_ns"] = proc_runqueue_ns(pid)
+        _, status, ru = os.wait4(pid, 0)
+    else:
+        _, status, ru = os.wait4(pid, 0)
+        t1 = time.perf_counter_ns()
     return t1 - t0, os.waitstatus_to_exitcode(status), ru.ru_utime + ru.ru_stime
 
 
@@ -66,6 +74,25 @@ def proc_cpu_ns(pid: int | None) -> int:
             try:
                 with open(f"/proc/{pid}/task/{tid}/schedstat") as f:
                     total += int(f.read().split()[0])
+            except (OSError, ValueError, IndexError):
+                pass
+    except OSError:
+        return 0
+    return total
+
+
+def proc_runqueue_ns(pid: int | None) -> int:
+    """Time every thread of pid spent runnable but waiting for a CPU so far (schedstat's
+    second field, nanoseconds), 0 if gone: on a busy machine, the part of a wall time that
+    is neither work nor a wait for something, only the queue for a core."""
+    total = 0
+    if not pid:
+        return 0
+    try:
+        for tid in os.listdir(f"/proc/{pid}/task"):
+            try:
+                with open(f"/proc/{pid}/task/{tid}/schedstat") as f:
+                    total += int(f.read().split()[1])
             except (OSError, ValueError, IndexError):
                 pass
     except OSError:

@@ -47,7 +47,12 @@ pub fn endpoint(id: u8, ip: &str, flags: u32, ifindex: Option<u32>) -> Endpoint 
 }
 
 /// MPTCP on, limits `subflows 2 add_addr_accepted 0` (a new namespace's), and these.
-pub fn kernel(links: Vec<Link>, addresses: Vec<Address>, endpoints: Vec<Endpoint>) -> KernelState {
+pub fn kernel(
+    links: Vec<Link>,
+    mut addresses: Vec<Address>,
+    endpoints: Vec<Endpoint>,
+) -> KernelState {
+    addresses.sort_by_key(|a| a.ifindex);
     KernelState {
         links,
         addresses,

@@ -57,19 +57,28 @@ fn mismatch(what: String, desired: impl Into<String>, current: impl Into<String>
 /// Every difference between `desired` and the kernel, in state order.
 pub fn check(desired: &NetworkState, kernel: &KernelState, mode: Mode) -> Vec<Mismatch> {
     let endpoints = Endpoints::new(kernel);
+    // Each interface's link by name, indexed once: not a scan of every link per interface.
+    let links: HashMap<&str, &Link> = kernel.links.iter().map(|l| (l.name.as_str(), l)).collect();
     let mut out = Vec::new();
     if let Some(host) = &desired.mptcp {
         out.extend(check_host(host, kernel));
     }
     for iface in &desired.interfaces {
-        out.extend(check_interface_with(iface, kernel, &endpoints, mode));
+        let link = links.get(iface.name.as_str()).copied();
+        out.extend(check_interface_with(iface, link, kernel, &endpoints, mode));
     }
     out
 }
 
-/// The differences of one interface.
-pub fn check_interface(iface: &Interface, kernel: &KernelState, mode: Mode) -> Vec<Mismatch> {
-    check_interface_with(iface, kernel, &Endpoints::new(kernel), mode)
+/// The differences of one interface, whose link (`None`: the kernel has none of that
+/// name) the caller found.
+pub fn check_interface(
+    iface: &Interface,
+    link: Option<&Link>,
+    kernel: &KernelState,
+    mode: Mode,
+) -> Vec<Mismatch> {
+    check_interface_with(iface, link, kernel, &Endpoints::new(kernel), mode)
 }
 
 /// The differences of the host knobs.
@@ -172,13 +181,13 @@ fn describe(flags: Option<MptcpFlags>) -> String {
 
 fn check_interface_with(
     iface: &Interface,
+    link: Option<&Link>,
     kernel: &KernelState,
     endpoints: &Endpoints,
     mode: Mode,
 ) -> Vec<Mismatch> {
     let name = &iface.name;
     let mut out = Vec::new();
-    let link = kernel.links.iter().find(|l| l.name == *name);
     let Some(link) = link else {
         if iface.state != Some(InterfaceState::Absent) {
             out.push(mismatch(name.to_string(), "present", "no such interface"));

@@ -512,6 +512,7 @@ mod tests {
     fn leases_and_kernel_link_local_are_not_written() {
         let mut k = kernel();
         k.addresses.push(addr(2, "192.0.2.77", 0)); // a DHCP lease: no PERMANENT
+        k.addresses.sort_by_key(|a| a.ifindex);
         let mut s = state(
             "interfaces:\n- name: eth1\n  ipv4: {dhcp: true, address: [{ip: 192.0.2.2, prefix-length: 24}, {ip: 192.0.2.77, prefix-length: 24}]}\n  ipv6: {address: [{ip: fe80::1, prefix-length: 64}]}\n",
         );

@@ -40,10 +40,24 @@ const SCOPED_READ_MAX: usize = 64;
 /// How long a kernel-mode apply waits for another one of the same namespace.
 const LOCK_WAIT: Duration = Duration::from_secs(30);
 
-/// The pauses between verification's reads of the kernel: short at first (NM puts the
-/// endpoints of a reapply in place a few milliseconds after it answers, and a kernel
-/// read costs well under a millisecond at one interface), then every 50 ms.
-const VERIFY_BACKOFF_MS: [u64; 6] = [2, 4, 8, 16, 32, 50];
+/// The pauses between verification's reads of the kernel, from the first: what
+/// verification waits for is NetworkManager (or the kernel) finishing, and the pause is
+/// the only wait this side adds. NM brings a reapply's endpoints in place after it
+/// answers, one device after the other, a few milliseconds each (NM 1.42 deletes and
+/// re-adds a changed endpoint, and the kernel waits for an RCU grace period on each
+/// delete): 8 interfaces take some 30-80 ms. A read of a few named interfaces costs
+/// well under a millisecond, so polls every 5 ms are late by 2.5 ms on average where
+/// the doubling schedule of before (2, 4, ... 50 ms) was late by up to 30 ms.
+const VERIFY_BACKOFF_MS: [u64; 4] = [1, 2, 3, 5];
+
+/// Where the kernel is read whole (more than [`SCOPED_READ_MAX`] names), a poll's pause
+/// is at least this many times the time its read took (a read of 1000 interfaces' links
+/// and addresses costs milliseconds: verification stays a small part of what the host
+/// does), and at most [`VERIFY_PAUSE_MAX`]. Not for a scoped read: its time is mostly
+/// waiting, for the endpoint dump queues behind NM's endpoint deletes, which the kernel
+/// holds for an RCU grace period each (5-20 ms), and a pause 4x that would miss the end.
+const VERIFY_PAUSE_PER_READ: u32 = 4;
+const VERIFY_PAUSE_MAX: Duration = Duration::from_millis(50);
 
 /// Who writes: NetworkManager (`nm/`) or the kernel over netlink (`kernel/`).
 pub(super) trait Backend {
@@ -437,6 +451,7 @@ async fn verify(
     let deadline = tokio::time::Instant::now() + opts.verify_timeout;
     let mut round = 0;
     loop {
+        let started = tokio::time::Instant::now();
         let kernel = read_kernel(names, log).await?;
         let gone = vanished(state, before, &kernel);
         if !gone.is_empty() {
@@ -449,6 +464,7 @@ async fn verify(
                 ),
             ));
         }
+        let read_took = started.elapsed();
         let mismatches = verify::check(state, &kernel, mode);
         if mismatches.is_empty() {
             return Ok(());
@@ -464,9 +480,15 @@ async fn verify(
                 ),
             ));
         }
-        let pause = VERIFY_BACKOFF_MS[round.min(VERIFY_BACKOFF_MS.len() - 1)];
+        let mut pause =
+            Duration::from_millis(VERIFY_BACKOFF_MS[round.min(VERIFY_BACKOFF_MS.len() - 1)]);
+        if names.len() > SCOPED_READ_MAX {
+            pause = pause
+                .max(read_took * VERIFY_PAUSE_PER_READ)
+                .min(VERIFY_PAUSE_MAX);
+        }
         round += 1;
-        tokio::time::sleep(Duration::from_millis(pause)).await;
+        tokio::time::sleep(pause).await;
     }
 }
 

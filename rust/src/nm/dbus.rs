@@ -46,6 +46,12 @@ pub trait Device {
     /// `NMDeviceState`.
     #[zbus(property)]
     fn state(&self) -> zbus::Result<u32>;
+
+    /// The profiles NM could activate on the device now (type, `interface-name` and the
+    /// device's other matches checked). NM fills it only for a device in a state from
+    /// `disconnected` on: one without carrier (`unavailable`) or unmanaged lists none.
+    #[zbus(property)]
+    fn available_connections(&self) -> zbus::Result<Vec<OwnedObjectPath>>;
 }
 
 pub async fn nm_proxy(conn: &zbus::Connection) -> zbus::Result<NetworkManagerProxy<'static>> {

@@ -11,10 +11,14 @@ use crate::apply::pipeline::Reporter;
 use crate::apply::ApplyOptions;
 use crate::log::Level;
 use crate::nm::activation::{self, Reapplied};
-use crate::nm::dbus::{bounded, error_name, nm_error, nm_proxy, NetworkManagerProxy};
-use crate::nm::deactivation;
-use crate::nm::profile::{self, Applied, Storage};
-use crate::nm::query::{read_device_applied, DEVICES_IN_FLIGHT};
+use crate::nm::dbus::{bounded, device_proxy, error_name, nm_error, nm_proxy, NetworkManagerProxy};
+use crate::nm::deactivation::{self, NM_DEVICE_STATE_DISCONNECTED};
+use crate::nm::keyfile::profile_uuid;
+use crate::nm::profile::{self, is_gone, Applied, Profile, Storage};
+use crate::nm::query::{
+    read_device_applied, DEVICES_IN_FLIGHT, NM_DEVICE_STATE_ACTIVATED, NM_DEVICE_STATE_UNMANAGED,
+};
+use crate::state::{InterfaceState, NetworkState};
 use crate::{log_at, Log, Result};
 
 /// How long activations and deactivations may take (NM's own DHCP timeout is 45 s).
@@ -28,12 +32,20 @@ pub fn storage(opts: &ApplyOptions) -> Storage {
     }
 }
 
+/// Up to this many names, each is looked up by name (`GetDeviceByIpIface`, one call each)
+/// and nothing host-wide is listed; above, the devices are listed first (one call) and,
+/// when the state names most of them, every device is read without a lookup. The
+/// profiles follow the same bound (see [`read_profiles`]).
+pub const LOOKUP_MAX: usize = 64;
+
 /// NM's device and applied connection for each name: the devices concurrently,
-/// [`DEVICES_IN_FLIGHT`] at a time. When the state names most of NM's devices, every
-/// device is read (one call for an active device, see
-/// [`read_device_applied`](crate::nm::query::read_device_applied)); otherwise each name
-/// is looked up first (one call more each). A device with nothing applied costs one more
-/// call, for its state.
+/// [`DEVICES_IN_FLIGHT`] at a time. A state naming a few interfaces costs the same on a
+/// host with a thousand: each name is looked up (one call), its applied connection read
+/// (one call), and a device with nothing applied costs one more call, for its state.
+/// Only when the state names more than [`LOOKUP_MAX`] interfaces are the devices listed,
+/// and when it names most of them every device is read (one call for an active device,
+/// see [`read_device_applied`](crate::nm::query::read_device_applied)), which spares the
+/// lookups.
 ///
 /// (The futures are made first and then buffered: a closure inside the stream
 /// combinator that borrows would make the whole future lose `Send`, a known limit of
@@ -46,27 +58,31 @@ pub async fn read_ifaces(
     let nm = nm_proxy(conn)
         .await
         .map_err(|e| nm_error("NetworkManager", e))?;
-    let all = nm
-        .get_all_devices()
-        .await
-        .map_err(|e| nm_error("listing NetworkManager devices", e))?;
-    let paths: Vec<OwnedObjectPath> = if names.len() * 2 >= all.len() {
-        all
+    let all = if names.len() > LOOKUP_MAX {
+        let all = nm
+            .get_all_devices()
+            .await
+            .map_err(|e| nm_error("listing NetworkManager devices", e))?;
+        (names.len() * 2 >= all.len()).then_some(all)
     } else {
-        let lookups: Vec<_> = names.iter().map(|n| find_device(&nm, n)).collect();
-        let found: Vec<_> = stream::iter(lookups)
+        None
+    };
+    let mut out = HashMap::new();
+    let Some(all) = all else {
+        let lookups: Vec<_> = names.iter().map(|n| read_named(conn, &nm, n)).collect();
+        let found: Vec<Result<Option<NmIface>>> = stream::iter(lookups)
             .buffered(DEVICES_IN_FLIGHT)
             .collect()
             .await;
-        found
-            .into_iter()
-            .collect::<Result<Vec<_>>>()?
-            .into_iter()
-            .flatten()
-            .collect()
+        for (name, r) in names.iter().zip(found) {
+            if let Some(iface) = r? {
+                out.insert(name.clone(), iface);
+            }
+        }
+        return Ok(out);
     };
     let wanted: HashSet<&str> = names.iter().map(String::as_str).collect();
-    let reads: Vec<_> = paths
+    let reads: Vec<_> = all
         .into_iter()
         .map(|p| read_iface(conn, p, &wanted))
         .collect();
@@ -74,7 +90,6 @@ pub async fn read_ifaces(
         .buffer_unordered(DEVICES_IN_FLIGHT)
         .collect()
         .await;
-    let mut out = HashMap::new();
     for r in found {
         if let Some((name, iface)) = r? {
             out.insert(name, iface);
@@ -89,6 +104,45 @@ async fn find_device(nm: &NetworkManagerProxy<'_>, name: &str) -> Result<Option<
         Err(e) if error_name(&e).is_some_and(|x| x.ends_with(".UnknownDevice")) => Ok(None),
         Err(e) => Err(nm_error(&format!("finding the device {name}"), e)),
     }
+}
+
+/// The device of one name and its applied connection; `None` when NM has no device of
+/// that name (or it vanished while being read). The name is known, so the device's
+/// `Interface` is not read.
+async fn read_named(
+    conn: &zbus::Connection,
+    nm: &NetworkManagerProxy<'_>,
+    name: &str,
+) -> Result<Option<NmIface>> {
+    let Some(path) = find_device(nm, name).await? else {
+        return Ok(None);
+    };
+    let dev = device_proxy(conn, path.clone())
+        .await
+        .map_err(|e| nm_error("NetworkManager device", e))?;
+    let applied = match dev.get_applied_connection(0).await {
+        Ok((settings, version_id)) => Some(Applied {
+            settings,
+            version_id,
+        }),
+        Err(e) if is_gone(&e) => return Ok(None),
+        // NotActive, or any other refusal: nothing applied.
+        Err(_) => None,
+    };
+    let state = match &applied {
+        // Something is applied: the device is managed and activating or active.
+        Some(_) => NM_DEVICE_STATE_ACTIVATED,
+        None => match dev.state().await {
+            Ok(s) => s,
+            Err(e) if is_gone(&e) => return Ok(None),
+            Err(e) => return Err(nm_error(&format!("reading the state of {name}"), e)),
+        },
+    };
+    Ok(Some(NmIface {
+        device: Some(Device { path, state }),
+        external: false,
+        applied,
+    }))
 }
 
 /// One device, when its interface is `wanted`.
@@ -115,6 +169,152 @@ async fn read_iface(
         }),
     };
     Ok(Some((d.interface, iface)))
+}
+
+/// Whether the profiles an apply of `state` needs are read by listing every profile NM
+/// holds (`ListConnections`, then `GetSettings` of each), rather than per interface:
+///
+/// - `state: absent` deletes every profile bound to the name, also those of a name NM
+///   has no device for and those no device could activate: only the listing finds them;
+/// - a state naming more than [`LOOKUP_MAX`] interfaces: the listing costs one call per
+///   profile, the lookups two per interface (`GetConnectionByUuid`, `GetSettings`), so
+///   where the state names many, listing is the cheaper read of the same profiles.
+pub fn lists_every_profile(state: &NetworkState) -> bool {
+    state.interfaces.len() > LOOKUP_MAX
+        || state
+            .interfaces
+            .iter()
+            .any(|i| i.state == Some(InterfaceState::Absent))
+}
+
+/// The profiles the plan needs for the named interfaces, read per interface (see
+/// [`lists_every_profile`] for when everything is listed instead). The plan changes, per
+/// interface (`plan::profile_of`), the profile applied to its device, else the one this
+/// library made (its UUID derives from the name), else an ethernet profile made by
+/// someone else and bound to the name (`connection.interface-name`). So, per interface:
+///
+/// 1. the profile of the applied connection's UUID (the device's `GetAppliedConnection`,
+///    read with the device) when it is not ours: NM's `GetConnectionByUuid`, then its
+///    settings;
+/// 2. ours, by the UUID derived from the name (read beside the device: it is the applied
+///    one on a host this library configured);
+/// 3. only where neither exists, the profiles bound to the name: those NM lists in the
+///    device's `AvailableConnections` (every profile NM could activate on it, which holds
+///    those bound to its name; a profile bound to the name that NM could not activate
+///    there, a MAC address that differs say, is not one to bring up), their settings
+///    read and kept when bound to the name. NM fills that list only for a device from
+///    `disconnected` on; for a device without carrier every profile is listed once for
+///    all such names (`fallback`). An unmanaged device, or a name NM has no device for,
+///    needs none (the plan writes nothing there).
+pub async fn read_profiles(
+    conn: &zbus::Connection,
+    names: &[String],
+    ifaces: &HashMap<String, NmIface>,
+    log: &Log,
+) -> Result<Vec<Profile>> {
+    let reads: Vec<_> = names
+        .iter()
+        .map(|n| profiles_of(conn, n, ifaces.get(n)))
+        .collect();
+    let mut out: Vec<Profile> = Vec::new();
+    let mut seen: HashSet<OwnedObjectPath> = HashSet::new();
+    let mut fallback: Vec<&str> = Vec::new();
+    for (name, r) in names.iter().zip(bounded(reads).await) {
+        match r? {
+            Some(found) => {
+                for p in found {
+                    if seen.insert(p.path.clone()) {
+                        out.push(p);
+                    }
+                }
+            }
+            None => fallback.push(name),
+        }
+    }
+    if !fallback.is_empty() {
+        log_at!(
+            log,
+            Level::Debug,
+            "no profile of {} found by UUID and NM lists no profile it could activate there \
+             (no carrier): listing every profile",
+            fallback.join(", ")
+        );
+        let wanted: HashSet<&str> = fallback.into_iter().collect();
+        for p in profile::list_profiles(conn).await? {
+            let bound = p
+                .interface_name()
+                .is_some_and(|n| wanted.contains(n.as_str()));
+            if bound && seen.insert(p.path.clone()) {
+                out.push(p);
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// The profiles of one interface, as [`read_profiles`] says; `None` when neither the
+/// applied nor our profile exists and NM cannot list the available profiles of the
+/// (managed) device.
+async fn profiles_of(
+    conn: &zbus::Connection,
+    name: &str,
+    nm: Option<&NmIface>,
+) -> Result<Option<Vec<Profile>>> {
+    let ours = profile_uuid(name).to_string();
+    let applied = nm
+        .and_then(|n| n.applied.as_ref())
+        .and_then(Applied::uuid)
+        .filter(|u| *u != ours);
+    let (own, applied) = futures_util::future::join(profile::profile_by_uuid(conn, &ours), async {
+        match &applied {
+            Some(uuid) => profile::profile_by_uuid(conn, uuid).await,
+            None => Ok(None),
+        }
+    })
+    .await;
+    let found: Vec<Profile> = applied?.into_iter().chain(own?).collect();
+    if !found.is_empty() {
+        return Ok(Some(found));
+    }
+    let Some(device) = nm.and_then(|n| n.device.as_ref()) else {
+        // NM has no device of that name: no profile of it is live, and the plan changes
+        // nothing there (an unknown link is refused, one NM does not know is left as it
+        // is), so none is needed.
+        return Ok(Some(Vec::new()));
+    };
+    if device.state <= NM_DEVICE_STATE_UNMANAGED {
+        // Unmanaged (loopback, a link NM is told to leave): its profiles are not this
+        // library's to compare or write (see the plan), and NM lists none available.
+        return Ok(Some(Vec::new()));
+    }
+    if device.state < NM_DEVICE_STATE_DISCONNECTED {
+        // No carrier: NM lists no available profile; only the listing finds them.
+        return Ok(None);
+    }
+    let available = match device_proxy(conn, device.path.clone())
+        .await
+        .map_err(|e| nm_error("NetworkManager device", e))?
+        .available_connections()
+        .await
+    {
+        Ok(paths) => paths,
+        Err(e) if is_gone(&e) => return Ok(None),
+        Err(e) => {
+            return Err(nm_error(
+                &format!("reading the profiles available on {name}"),
+                e,
+            ))
+        }
+    };
+    let mut found = Vec::new();
+    for p in available {
+        if let Some(p) = profile::get_profile(conn, p).await? {
+            if p.interface_name().as_deref() == Some(name) {
+                found.push(p);
+            }
+        }
+    }
+    Ok(Some(found))
 }
 
 /// Profiles written, then deactivations and deletions, then reapplies, then activations
@@ -187,7 +387,8 @@ pub async fn execute(
         .collect();
     if !reapplies.is_empty() {
         report.step("reapplying", 0, reapplies.len());
-        for (s, d, p, r) in bounded(reapplies).await {
+        let results = bounded(reapplies).await;
+        for (s, d, p, r) in results {
             match r? {
                 Reapplied::Done => {}
                 Reapplied::NeedsActivation(why) => {

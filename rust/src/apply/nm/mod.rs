@@ -243,15 +243,25 @@ impl Backend for NmBackend {
     type Plan = NmPlan;
     type Undo = NmUndo;
 
-    async fn read(&mut self, state: &NetworkState, _log: &Log) -> Result<()> {
+    /// What NM holds for the named interfaces only: their devices and applied
+    /// connections, and the profiles the plan may change or delete (see
+    /// [`exec::read_profiles`]); every profile is listed only where the state needs it
+    /// ([`exec::lists_every_profile`]), beside the devices' read.
+    async fn read(&mut self, state: &NetworkState, log: &Log) -> Result<()> {
         let names: Vec<String> = state.interfaces.iter().map(|i| i.name.clone()).collect();
-        let (ifaces, profiles) = futures_util::future::try_join(
-            exec::read_ifaces(&self.conn, &names),
-            profile::list_profiles(&self.conn),
-        )
-        .await?;
-        self.ifaces = ifaces;
-        self.profiles = profiles;
+        if exec::lists_every_profile(state) {
+            let (ifaces, profiles) = futures_util::future::try_join(
+                exec::read_ifaces(&self.conn, &names),
+                profile::list_profiles(&self.conn),
+            )
+            .await?;
+            self.ifaces = ifaces;
+            self.profiles = profiles;
+        } else {
+            // The profiles to read depend on what is applied to each device.
+            self.ifaces = exec::read_ifaces(&self.conn, &names).await?;
+            self.profiles = exec::read_profiles(&self.conn, &names, &self.ifaces, log).await?;
+        }
         plan::check_ignored(state, &self.ifaces)?;
         self.mark_external().await
     }

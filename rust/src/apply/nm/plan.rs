@@ -91,7 +91,9 @@ pub struct Current<'a> {
     pub kernel: &'a KernelState,
     pub nm: &'a HashMap<String, NmIface>,
     by_uuid: HashMap<String, &'a Profile>,
-    /// Ethernet profiles bound to an interface name, in NM's order.
+    /// Profiles bound to an interface name, oldest first (by the number NM gives each
+    /// profile's object path as it adds it): the same order whether every profile was
+    /// listed or only those of the named interfaces were read.
     by_ifname: HashMap<String, Vec<&'a Profile>>,
     links: HashMap<&'a str, &'a Link>,
 }
@@ -112,6 +114,9 @@ impl<'a> Current<'a> {
                 by_ifname.entry(name).or_default().push(p);
             }
         }
+        for bound in by_ifname.values_mut() {
+            bound.sort_by_key(|p| path_number(&p.path));
+        }
         Current {
             kernel,
             nm,
@@ -130,6 +135,16 @@ impl<'a> Current<'a> {
     fn bound_to(&self, ifname: &str) -> &[&'a Profile] {
         self.by_ifname.get(ifname).map_or(&[], Vec::as_slice)
     }
+}
+
+/// The number at the end of an object path (`/org/freedesktop/NetworkManager/Settings/12`:
+/// 12), which NM counts up as it adds objects; `u64::MAX` for a path without one.
+fn path_number(path: &OwnedObjectPath) -> u64 {
+    path.as_str()
+        .rsplit('/')
+        .next()
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(u64::MAX)
 }
 
 /// The steps of an apply, in state order; interfaces that already hold get none.
@@ -284,7 +299,8 @@ fn profile_of<'a>(iface: &Interface, cur: &Current<'a>) -> Option<&'a Profile> {
 }
 
 fn plan_interface(iface: &Interface, cur: &Current<'_>, log: &Log) -> Result<Option<Step>> {
-    let nm = cur.nm.get(&iface.name).cloned().unwrap_or_default();
+    let none = NmIface::default();
+    let nm = cur.nm.get(&iface.name).unwrap_or(&none);
     let link = cur.link(&iface.name);
     let device = nm.device.as_ref().map(|d| d.path.clone());
     let active = nm.applied.is_some();
@@ -336,7 +352,8 @@ fn plan_interface(iface: &Interface, cur: &Current<'_>, log: &Log) -> Result<Opt
             iface.name
         )));
     };
-    let kernel_holds = check_interface(iface, cur.kernel, Mode::NetworkManager).is_empty();
+    let kernel_holds =
+        check_interface(iface, Some(link), cur.kernel, Mode::NetworkManager).is_empty();
     let configurable = iface
         .iface_type
         .unwrap_or(link.iface_type)
@@ -400,7 +417,7 @@ fn plan_interface(iface: &Interface, cur: &Current<'_>, log: &Log) -> Result<Opt
             return Ok(None);
         }
         let write = match profile {
-            Some(p) => update_if_changed(iface, p, &nm),
+            Some(p) => update_if_changed(iface, p, nm),
             None => None,
         };
         let live = if active {
@@ -433,7 +450,7 @@ fn plan_interface(iface: &Interface, cur: &Current<'_>, log: &Log) -> Result<Opt
             "no profile: add one and activate it".into(),
         )));
     };
-    let write = update_if_changed(iface, p, &nm);
+    let write = update_if_changed(iface, p, nm);
     let applied_is_p = nm
         .applied
         .as_ref()

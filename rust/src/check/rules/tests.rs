@@ -190,6 +190,7 @@ fn the_cap_names_who_got_none() {
             f.kernel.endpoints.push(ep(10 + i, &ip, SUBFLOW, Some(2)));
         }
     }
+    f.kernel.addresses.sort_by_key(|a| a.ifindex);
     let r = report(&f);
     let cap: Vec<&Finding> = r
         .findings
@@ -266,6 +267,7 @@ fn path_managers() {
         prefix_len: 8,
         ..addr(1, "127.0.0.1", PERM)
     });
+    f.kernel.addresses.sort_by_key(|a| a.ifindex);
     f.kernel.endpoints.truncate(1);
     f.nm = Some(NmFacts {
         version: "1.42.4".into(),
