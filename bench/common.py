@@ -64,8 +64,8 @@ def spawn_wait(argv: list[str], env: dict, stdout: str, stderr: str,
     return t1 - t0, os.waitstatus_to_exitcode(status), ru.ru_utime + ru.ru_stime
 
 
-def proc_cpu_ns(pid: int | None) -> int:
-    """CPU time used so far by every thread of pid (schedstat: nanoseconds), 0 if gone."""
+def _schedstat_sum(pid: int | None, field: int) -> int:
+    """One field of /proc/<pid>/task/*/schedstat summed over pid's threads, 0 if gone."""
     total = 0
     if not pid:
         return 0
@@ -73,31 +73,24 @@ def proc_cpu_ns(pid: int | None) -> int:
         for tid in os.listdir(f"/proc/{pid}/task"):
             try:
                 with open(f"/proc/{pid}/task/{tid}/schedstat") as f:
-                    total += int(f.read().split()[0])
+                    total += int(f.read().split()[field])
             except (OSError, ValueError, IndexError):
                 pass
     except OSError:
         return 0
     return total
+
+
+def proc_cpu_ns(pid: int | None) -> int:
+    """CPU time used so far by every thread of pid (schedstat: nanoseconds), 0 if gone."""
+    return _schedstat_sum(pid, 0)
 
 
 def proc_runqueue_ns(pid: int | None) -> int:
     """Time every thread of pid spent runnable but waiting for a CPU so far (schedstat's
     second field, nanoseconds), 0 if gone: on a busy machine, the part of a wall time that
     is neither work nor a wait for something, only the queue for a core."""
-    total = 0
-    if not pid:
-        return 0
-    try:
-        for tid in os.listdir(f"/proc/{pid}/task"):
-            try:
-                with open(f"/proc/{pid}/task/{tid}/schedstat") as f:
-                    total += int(f.read().split()[1])
-            except (OSError, ValueError, IndexError):
-                pass
-    except OSError:
-        return 0
-    return total
+    return _schedstat_sum(pid, 1)
 
 
 def spawn_maxrss(argv: list[str], env: dict, stdout: str, stderr: str,

@@ -6,6 +6,7 @@
  *   apply_face apply [--kernel] [--no-commit] [--timeout SEC] [--memory-only] [--no-verify]
  *                    < state
  *   apply_face commit|rollback [CHECKPOINT]
+ *   apply_face show [--kernel]       the state shown, as "state" (a JSON string)
  *
  * Every string the library returns is freed, so the scenarios can also run under
  * valgrind (tests/nm/faces.py, MPTCPSTATE_FACE_VALGRIND=1). */
@@ -60,7 +61,7 @@ int main(int argc, char **argv) {
         fprintf(stderr, "usage: apply_face apply|commit|rollback ...\n");
         return 2;
     }
-    char *checkpoint = NULL, *log = NULL, *kind = NULL, *msg = NULL;
+    char *checkpoint = NULL, *log = NULL, *kind = NULL, *msg = NULL, *shown = NULL;
     int code;
     if (strcmp(argv[1], "apply") == 0) {
         uint32_t flags = 0, timeout = 60;
@@ -89,6 +90,11 @@ int main(int argc, char **argv) {
         code = mptcpstate_checkpoint_commit(argc > 2 ? argv[2] : NULL, &log, &kind, &msg);
     } else if (strcmp(argv[1], "rollback") == 0) {
         code = mptcpstate_checkpoint_rollback(argc > 2 ? argv[2] : NULL, &log, &kind, &msg);
+    } else if (strcmp(argv[1], "show") == 0) {
+        uint32_t flags = 0;
+        if (argc > 2 && strcmp(argv[2], "--kernel") == 0)
+            flags |= MPTCPSTATE_FLAG_KERNEL_ONLY;
+        code = mptcpstate_show(flags, &shown, &log, &kind, &msg);
     } else {
         fprintf(stderr, "apply_face: unknown command %s\n", argv[1]);
         return 2;
@@ -99,9 +105,12 @@ int main(int argc, char **argv) {
     json_string(msg);
     fputs(", \"checkpoint\": ", stdout);
     json_string(checkpoint);
+    fputs(", \"state\": ", stdout);
+    json_string(shown);
     /* The log is a JSON array already. */
     printf(", \"log\": %s}\n", log != NULL ? log : "null");
     mptcpstate_cstring_free(checkpoint);
+    mptcpstate_cstring_free(shown);
     mptcpstate_cstring_free(log);
     mptcpstate_cstring_free(kind);
     mptcpstate_cstring_free(msg);

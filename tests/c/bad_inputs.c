@@ -15,6 +15,8 @@
 
 #include <mptcpstate.h>
 
+#include "read_file.h"
+
 static const struct {
     const char *name;
     enum mptcpstate_result code;
@@ -29,36 +31,6 @@ static const struct {
     {"Busy", MPTCPSTATE_RESULT_BUSY},
     {"Bug", MPTCPSTATE_RESULT_BUG},
 };
-
-/* Reads a whole file, NUL-terminated. NULL on failure. */
-static char *read_file(const char *path) {
-    FILE *f = fopen(path, "rb");
-    if (f == NULL)
-        return NULL;
-    size_t len = 0, cap = 4096;
-    char *buf = malloc(cap);
-    while (buf != NULL) {
-        len += fread(buf + len, 1, cap - len - 1, f);
-        if (ferror(f) || feof(f))
-            break;
-        char *bigger = realloc(buf, cap * 2);
-        if (bigger == NULL) {
-            free(buf);
-            buf = NULL;
-            break;
-        }
-        buf = bigger;
-        cap *= 2;
-    }
-    if (buf != NULL && ferror(f)) {
-        free(buf);
-        buf = NULL;
-    }
-    fclose(f);
-    if (buf != NULL)
-        buf[len] = '\0';
-    return buf;
-}
 
 /* One function on one case; prints why it failed. Returns 1 when it passed. */
 static int check_one(const char *fn_name,

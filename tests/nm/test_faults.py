@@ -67,6 +67,14 @@ def clean_records(sb: Sandbox, cli: str) -> list[str]:
     return left
 
 
+def stop_and_clean(proc, sb, cli) -> list:
+    """Kills an apply process still running (a failed test), then clean_records."""
+    if proc is not None and proc.poll() is None:
+        proc.kill()
+        proc.wait()
+    return clean_records(sb, cli)
+
+
 # --- item 3: rollback returns once the kernel holds the old state ----------------------
 
 def test_rollback_returns_with_the_kernel_back(cli, require_nm):
@@ -196,10 +204,7 @@ def test_link_deleted_mid_apply_fails_fast(cli, require_nm, mode):
             if not kernel:
                 assert not checkpoints(sb)
         finally:
-            if proc is not None and proc.poll() is None:
-                proc.kill()
-                proc.wait()
-            left = clean_records(sb, cli)
+            left = stop_and_clean(proc, sb, cli)
         assert not left
 
 
@@ -253,10 +258,7 @@ def test_nm_killed_mid_apply_then_the_next_apply_converges(cli, require_nm):
             r = sb.run([cli, "rollback"], check=False)
             assert r.returncode == 0 and "nothing to roll back" in r.stderr, r.stderr
         finally:
-            if proc is not None and proc.poll() is None:
-                proc.kill()
-                proc.wait()
-            left = clean_records(sb, cli)
+            left = stop_and_clean(proc, sb, cli)
         assert not left
 
 
@@ -315,14 +317,52 @@ def unprivileged_faces(cli: str, pythonpath: str, kernel: bool) -> list[Unprivil
     return out
 
 
+def _read_proc(sb, prefix, env, argv):
+    r = sb.run(prefix + argv, check=False, env=env, timeout=60)
+    assert r.returncode in (0, 10), f"{argv}: exit {r.returncode}: {r.stderr}"
+    return r.stdout
+
+
+def read_verbs(cli: str) -> dict:
+    """show and check, each through the CLI, Python and C: a function per face giving
+    what it read, as parsed JSON, from (sandbox, argv prefix, env, kernel)."""
+    c_apply = str(ROOT / "build" / "c" / "apply_face")
+    c_check = str(ROOT / "build" / "c" / "check_face")
+
+    def c_show(sb, prefix, env, kernel):
+        out = json.loads(_read_proc(sb, prefix, env,
+                                    [c_apply, "show"] + (["--kernel"] if kernel else [])))
+        assert out["code"] == 0, out
+        return json.loads(out["state"])
+
+    def faces_of(verb: str, c_face) -> list:
+        def cli_face(sb, prefix, env, kernel):
+            argv = [cli, verb, "--json"] + (["--kernel"] if kernel else [])
+            return json.loads(_read_proc(sb, prefix, env, argv))
+
+        def py_face(sb, prefix, env, kernel):
+            code = ("import json, mptcpstate; "
+                    f"print(json.dumps(mptcpstate.{verb}(kernel_only={kernel})))")
+            return json.loads(_read_proc(sb, prefix, env, ["/usr/bin/python3", "-c", code]))
+
+        return [cli_face, py_face, c_face]
+
+    def c_check_face(sb, prefix, env, kernel):
+        argv = [c_check] + (["--kernel"] if kernel else [])
+        return json.loads(_read_proc(sb, prefix, env, argv))
+
+    return {"show": faces_of("show", c_show), "check": faces_of("check", c_check_face)}
+
 def test_unprivileged_caller_against_root_only_nm(cli, require_nm, python_copy):
     """NetworkManager with `auth-polkit=root-only`; root holds a no-commit checkpoint.
     Every write verb of every face as uid 65534: PermissionDenied saying what is missing,
     nothing changed (profiles, addresses, endpoints, limits, the checkpoint), and root
-    can still commit its checkpoint after. show as uid 65534 works (read-only)."""
+    can still commit its checkpoint after. show and check as uid 65534, through every
+    face and in both modes, read what root reads."""
     if not shutil.which("setpriv"):
         pytest.skip("no setpriv")
-    for path in (cli, str(ROOT / "build" / "c" / "apply_face")):
+    for path in (cli, str(ROOT / "build" / "c" / "apply_face"),
+                 str(ROOT / "build" / "c" / "check_face")):
         # uid 65534 must reach the programs (the worktree is world-readable here).
         assert os.access(path, os.X_OK)
     with Sandbox(["eth1"], auth_polkit="root-only") as sb:
@@ -353,12 +393,15 @@ def test_unprivileged_caller_against_root_only_nm(cli, require_nm, python_copy):
                             failures.append(f"{where}: the system changed")
             assert not failures, "\n".join(failures)
 
-            # show, read-only: what root sees.
-            shown = sb.run(NOBODY + [cli, "show", "eth1", "--json"], check=False,
-                           env=sb.env({"HOME": "/"}))
-            assert shown.returncode == 0, shown.stderr
-            root_view = sb.run([cli, "show", "eth1", "--json"]).stdout
-            assert json.loads(shown.stdout) == json.loads(root_view)
+            # The read verbs, read-only: what root sees, through every face.
+            unpriv = sb.env({"HOME": "/", "PYTHONPATH": python_copy})
+            for label, reads in read_verbs(cli).items():
+                for kernel in (False, True):
+                    for face, read in zip(("cli", "python", "c"), reads):
+                        root_env = sb.env({"PYTHONPATH": python_copy})
+                        assert read(sb, NOBODY, unpriv, kernel) == read(sb, [], root_env, kernel), \
+                            f"{label} ({face}, kernel={kernel}) as uid 65534"
+            assert snapshot(sb) == before and checkpoints(sb) == [cp]
 
             r = sb.run([cli, "commit", cp], check=False)
             assert r.returncode == 0, r.stderr
