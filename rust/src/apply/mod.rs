@@ -145,6 +145,14 @@ fn last_checkpoint() -> Option<String> {
         .clone()
 }
 
+/// The directory of this library's runtime files for the calling thread's network
+/// namespace, `/run/mptcpstate/<netns cookie>` (the undo records, the timer's log, the
+/// boot-time service's record), made (mode 0700) if missing. Root's: another user gets
+/// `PermissionDenied`.
+pub fn namespace_run_dir() -> Result<std::path::PathBuf> {
+    record::ensure_dir()
+}
+
 /// Applies `input` (JSON or YAML). See the module's note for the pipeline.
 pub fn apply(input: &str, opts: &ApplyOptions, log: &Log) -> Result<ApplyOutcome> {
     let state = crate::parse(input, log)?;
