@@ -11,6 +11,8 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
+mod service;
+
 use clap::{Parser, Subcommand};
 use mptcpstate::{ApplyOptions, Error, ErrorKind, Level, Log, OutputFormat, Progress};
 
@@ -125,6 +127,24 @@ enum Command {
         /// this network namespace, else NetworkManager's newest.
         checkpoint: Option<String>,
     },
+    /// The boot-time service (the systemd units mptcpstate.service and
+    /// mptcpstate-kernel.service run it): applies every *.yml and *.yaml of DIR in name
+    /// order, each transactionally; a file that fails is reported and the others still
+    /// run. One line per file on stdout; the run is recorded in
+    /// /run/mptcpstate/<netns>/service.json. Exit status 0, or the error code of the
+    /// first file that failed.
+    Service {
+        /// The directory of the state files.
+        #[arg(long, value_name = "DIR", default_value = service::DEFAULT_DIR)]
+        dir: PathBuf,
+        /// Kernel-only mode (hosts without NetworkManager).
+        #[arg(long)]
+        kernel: bool,
+        /// Rename each applied file to NAME.applied, as nmstate's service does (it is
+        /// then not applied at the next boot).
+        #[arg(long)]
+        rename_applied: bool,
+    },
     /// Print the library version.
     Version,
 }
@@ -229,6 +249,19 @@ fn run(cli: &Cli, log: &Log) -> Result<u8, Error> {
     {
         return run_check(interfaces, *json, *kernel, log);
     }
+    if let Command::Service {
+        dir,
+        kernel,
+        rename_applied,
+    } = &cli.command
+    {
+        return service::run(&service::ServiceArgs {
+            dir,
+            kernel: *kernel,
+            rename_applied: *rename_applied,
+            verbose: cli.verbose,
+        });
+    }
     run_command(cli, log).map(|()| 0)
 }
 
@@ -251,7 +284,7 @@ fn run_check(interfaces: &[String], json: bool, kernel: bool, log: &Log) -> Resu
 fn run_command(cli: &Cli, log: &Log) -> Result<(), Error> {
     match &cli.command {
         // Handled by `run`: it has an exit status of its own.
-        Command::Check { .. } => Ok(()),
+        Command::Check { .. } | Command::Service { .. } => Ok(()),
         Command::Format { file, json } => {
             let input = read_input(file)?;
             let text = mptcpstate::input_from_bytes(&input)?;

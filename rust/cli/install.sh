@@ -1,0 +1,71 @@
+#!/bin/sh
+# Builds mptcpstatectl and installs it with its systemd units.
+#
+#   rust/cli/install.sh [--profile PROFILE] [--no-build] PREFIX
+#
+#   PREFIX          where to install, e.g. /usr/local or build/prefix (made absolute)
+#   --profile P     cargo profile to build: release (default), dev, or any custom one
+#   --no-build      install what is already built for that profile
+#
+# Environment: DESTDIR (staged install: files go to $DESTDIR$PREFIX while the units still
+# say $BINDIR), BINDIR (default $PREFIX/bin), SYSTEMDUNITDIR (default
+# $PREFIX/lib/systemd/system), CARGO (default cargo), CARGO_TARGET_DIR.
+#
+# Installs:
+#   $BINDIR/mptcpstatectl
+#   $SYSTEMDUNITDIR/mptcpstate.service          boot-time service, NetworkManager mode
+#   $SYSTEMDUNITDIR/mptcpstate-kernel.service   boot-time service, kernel-only mode
+set -eu
+
+usage() {
+    sed -n '2,/^set -eu/s/^# \{0,1\}//p' "$0" >&2
+    exit 2
+}
+
+profile=release
+build=yes
+prefix=
+while [ $# -gt 0 ]; do
+    case "$1" in
+        --profile) [ $# -ge 2 ] || usage; profile=$2; shift 2 ;;
+        --profile=*) profile=${1#--profile=}; shift ;;
+        --no-build) build=no; shift ;;
+        -h|--help) usage ;;
+        -*) echo "install.sh: unknown option $1" >&2; usage ;;
+        *) [ -z "$prefix" ] || usage; prefix=$1; shift ;;
+    esac
+done
+[ -n "$prefix" ] || usage
+
+here=$(cd "$(dirname "$0")" && pwd)
+root=$(cd "$here/../.." && pwd)
+case "$prefix" in
+    /*) ;;
+    *) mkdir -p "$prefix" && prefix=$(cd "$prefix" && pwd) ;;
+esac
+bindir=${BINDIR:-$prefix/bin}
+unitdir=${SYSTEMDUNITDIR:-$prefix/lib/systemd/system}
+destdir=${DESTDIR:-}
+cargo=${CARGO:-cargo}
+
+case "$profile" in
+    dev|debug) profile=dev; outdir=debug ;;
+    *) outdir=$profile ;;
+esac
+target_dir=${CARGO_TARGET_DIR:-$root/target}
+case "$target_dir" in /*) ;; *) target_dir=$root/$target_dir ;; esac
+
+if [ "$build" = yes ]; then
+    "$cargo" build --manifest-path "$root/Cargo.toml" -p mptcpstatectl --profile "$profile"
+fi
+built=$target_dir/$outdir/mptcpstatectl
+[ -f "$built" ] || { echo "install.sh: $built not found (build it, or drop --no-build)" >&2; exit 1; }
+
+install -d "$destdir$bindir" "$destdir$unitdir"
+install -m 0755 "$built" "$destdir$bindir/mptcpstatectl"
+for unit in mptcpstate.service mptcpstate-kernel.service; do
+    sed -e "s|@BINDIR@|$bindir|g" "$here/systemd/$unit.in" > "$destdir$unitdir/$unit"
+    chmod 0644 "$destdir$unitdir/$unit"
+done
+
+echo "installed mptcpstatectl and its systemd units into $destdir$prefix"
