@@ -332,3 +332,63 @@ def test_units_pass_systemd_analyze_verify(installed):
     ours = [line for line in (proc.stdout + proc.stderr).splitlines()
             if "mptcpstate" in line]
     assert proc.returncode == 0 and not ours, proc
+
+
+def test_service_sigterm_rolls_back_and_stops(cli, tmp_path):
+    """SIGTERM (`systemctl stop`) while a file's apply waits for verification: that apply
+    is rolled back, the files after it are reported interrupted, not applied. The wait is
+    real: the peer holds the IPv6 address the file gives eth1 (nodad), so the kernel's
+    duplicate address detection fails and verification polls until stopped."""
+    if os.geteuid() != 0:
+        pytest.skip("needs root to make network namespaces")
+    d = tmp_path / "etc-mptcpstate"
+    d.mkdir()
+    (d / "10-dad.yml").write_text(
+        "interfaces:\n- name: eth1\n  type: ethernet\n  state: up\n"
+        "  mptcp:\n    address-flags: [subflow]\n"
+        "  ipv6:\n    enabled: true\n    dhcp: false\n    autoconf: false\n"
+        "    address:\n    - ip: 2001:db8:9::1\n      prefix-length: 64\n")
+    (d / "20-later.yml").write_text("mptcp:\n  limits:\n    subflows: 6\n")
+    with Sandbox(["eth1"], nm=False) as sb:
+        sb.peer_ip("addr", "add", "2001:db8:9::1/64", "dev", sb.peer_veths[0], "nodad")
+        env = dict(sb.env(), DBUS_SYSTEM_BUS_ADDRESS=f"unix:path={sb.dir}/no-such-bus")
+        before = (sb.ip("addr", "show", json=True), endpoints(sb), sb.mptcp_limits())
+        # `ip netns exec` execs the command: the PID is the service's.
+        proc = subprocess.Popen(["ip", "netns", "exec", sb.netns, cli, "service", "--kernel",
+                                 "--dir", str(d)], stdout=subprocess.PIPE,
+                                stderr=subprocess.PIPE, text=True, env=env)
+        record_path = None
+        try:
+            sb.wait_for(lambda: "2001:db8:9::1" in addresses6(sb, "eth1"), timeout=20,
+                        what="the apply writing the address")
+            proc.send_signal(15)
+            out, err = proc.communicate(timeout=30)
+            lines = out.splitlines()
+            record_path = pathlib.Path(lines[-1].split("; record: ", 1)[1])
+            record = json.loads(record_path.read_text())
+            assert proc.returncode == 7, out + err  # Timeout
+            assert results(record) == [("10-dad.yml", "failed", "Timeout"),
+                                       ("20-later.yml", "failed", "Timeout")]
+            assert "interrupted" in lines[0], lines
+            assert lines[1] == ("20-later.yml: failed: Timeout: interrupted before this file "
+                                "was applied")
+            after = (sb.ip("addr", "show", json=True), endpoints(sb), sb.mptcp_limits())
+            # The kernel's own link-local address comes with the link (it may not be there
+            # yet at the first look): what the apply writes is global.
+            def strip(snap):
+                return [(link["ifname"], sorted(a["local"] for a in link.get("addr_info", [])
+                                                if a.get("scope") != "link"))
+                        for link in snap[0]] + [snap[1], snap[2]]
+            assert strip(after) == strip(before)
+            assert pending_records(record_path) == []
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait(timeout=10)
+            if record_path is not None:
+                cleanup(record_path)
+
+
+def addresses6(sb, dev):
+    return [a["local"] for link in sb.ip("addr", "show", "dev", dev, json=True)
+            for a in link.get("addr_info", []) if a["family"] == "inet6"]
