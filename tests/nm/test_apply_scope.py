@@ -127,13 +127,18 @@ def test_an_inactive_profile_of_this_library_is_activated_again(sb, cli):
 def test_a_profile_of_a_device_without_carrier_is_found_by_listing(sb, cli):
     # No carrier (the peer end down): NM lists no available connection for the device,
     # and nothing is applied. The profile bound to eth5 is found by listing every
-    # profile; `state: down` turns its autoconnect off (missed, nothing would change).
+    # profile: `state: down` with flags writes the flags into it (missed, a second
+    # profile would be added). A bare `down` would change nothing: that is what `show`
+    # reports for such a device, and applying show's output changes nothing.
     add(sb, "foreign5", "eth5", "192.0.2.15", "connection.autoconnect", "yes")
     sb.peer_ip("link", "set", sb.peer_veths[4], "down")
     sb.wait_for(lambda: "unavailable" in sb.nmcli("-g", "GENERAL.STATE", "device", "show",
                                                    "eth5").stdout, timeout=10)
     before = profiles(sb)
-    log = apply(sb, cli, json.dumps({"interfaces": [{"name": "eth5", "state": "down"}]}))
+    flags_before = field(sb, "foreign5", "connection.mptcp-flags")
+    assert "subflow" not in flags_before, flags_before
+    log = apply(sb, cli, json.dumps({"interfaces": [
+        {"name": "eth5", "state": "down", "mptcp": {"address-flags": ["subflow"]}}]}))
     assert "listing every profile" in log, log
     assert set(profiles(sb)) == set(before)
-    assert field(sb, "foreign5", "connection.autoconnect") == "no"
+    assert "subflow" in field(sb, "foreign5", "connection.mptcp-flags"), log

@@ -458,9 +458,12 @@ def test_checkpoint_rolls_back_by_itself(nmw, sb):
     assert nmw.profile_settings("eth1")["connection"]["mptcp-flags"] == 56
 
 
-def test_checkpoint_deletes_new_profiles(nmw, sb):
-    """DELETE_NEW_CONNECTIONS: a profile added (and activated) under the checkpoint is
-    removed by the rollback, keyfile and endpoints with it."""
+def test_checkpoint_keeps_new_profiles(nmw, sb):
+    """The library's checkpoints are made without DELETE_NEW_CONNECTIONS (that flag deletes
+    every profile added after the checkpoint, also by applies on other devices, committed
+    or not): a profile added under the checkpoint outlives its rollback, and the
+    library's undo record deletes the profiles its own apply added
+    (tests/nm/test_apply.py::test_rollback_keeps_profiles_added_beside_it)."""
     cp = nmw("checkpoint-create", "eth2")["checkpoint"]
     nmw("add", nmw.state_file(flags_state("eth2", ["signal"]).rstrip("\n") +
                               "\n    ipv4: {address: [{ip: 198.51.100.2, prefix-length: 24}]}\n"))
@@ -468,8 +471,10 @@ def test_checkpoint_deletes_new_profiles(nmw, sb):
     wait_endpoints(sb, "eth2", [("198.51.100.2", ["signal"])])
     assert keyfile(sb, "eth2") is not None
     nmw("checkpoint-rollback", cp)
+    assert nmw("lookup", "eth2")["profile"] is not None
+    assert keyfile(sb, "eth2") is not None
+    nmw("delete", "eth2")
     assert nmw("lookup", "eth2")["profile"] is None
-    assert keyfile(sb, "eth2") is None
     wait_endpoints(sb, "eth2", [])
 
 

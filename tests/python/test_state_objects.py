@@ -176,6 +176,11 @@ def test_rollback_timeout_out_of_range_is_refused_before_anything_is_read():
     from nmsandbox import Sandbox
 
     with Sandbox(["eth1"], nm=False) as sb:
+        # The kernel's own link-local address comes, then leaves duplicate address
+        # detection, about a second after the link came up: a change not of the call's.
+        sb.wait_for(lambda: "fe80:" in sb.ip("-6", "addr", "show", "dev", "eth1")
+                    and not sb.ip("-6", "addr", "show", "tentative").strip(),
+                    what="eth1's link-local address past duplicate address detection")
         before = kernel_snapshot(sb)
         out = sb.run([sys.executable, "-c", CHILD, json.dumps(SEED_DICT)], timeout=60)
         results = json.loads(out.stdout)
