@@ -292,6 +292,45 @@ def test_table(case, face, cli):
         assert not left, f"{case} ({face.name}): records left pending: {left}"
 
 
+# Errors a dry run meets as the apply does (found before anything is written).
+PLANNED_ERRORS = {"InvalidArgument", "NotSupported", "Busy"}
+
+
+def is_empty_plan(plan: dict | None) -> bool:
+    return plan is not None and not plan["interfaces"] and not plan["host"]
+
+
+def dry_run_first(sb: Sandbox, step: dict, face: faces.Face, state: str, opts: dict,
+                  before: dict, nsdir: str, where: str) -> faces.Result:
+    """Before each apply step: the same state and options as a dry run through the same
+    face. It writes nothing (the kernel's snapshot and the namespace's undo records are
+    as before), and fails where the apply fails before writing."""
+    pending = records(nsdir)
+    dry = face.apply(sb, state, dry_run=True, no_commit=opts.get("no_commit", False),
+                     timeout=opts.get("timeout"), no_verify=opts.get("no_verify", False))
+    assert dry.checkpoint is None, f"{where}: dry run: {dry}"
+    assert snapshot(sb) == before, f"{where}: the dry run changed the kernel"
+    assert records(nsdir) == pending, f"{where}: the dry run left a record"
+    kind = step.get("expect", {}).get("kind")
+    if kind is None:
+        assert dry.kind is None and dry.plan is not None, f"{where}: dry run: {dry}"
+    elif kind in PLANNED_ERRORS:
+        assert dry.kind == kind, f"{where}: dry run: {dry}"
+    return dry
+
+
+def check_plan(sb: Sandbox, dry: faces.Result, result: faces.Result, before: dict,
+               where: str) -> None:
+    """A successful apply returns the plan its dry run gave; empty exactly when it wrote
+    nothing."""
+    if result.kind is not None or dry.kind is not None:
+        return
+    assert dry.plan == result.plan, f"{where}: dry run {dry.plan}, apply {result.plan}"
+    if is_empty_plan(result.plan):
+        assert snapshot(sb) == before, f"{where}: an empty plan, yet the kernel changed"
+        assert result.checkpoint is None, f"{where}: an empty plan left {result.checkpoint}"
+
+
 def run_case(sb: Sandbox, cli: str, spec: dict, face: faces.Face, nsdir: str) -> None:
     snap = None
     last_cp = None
@@ -307,13 +346,17 @@ def run_case(sb: Sandbox, cli: str, spec: dict, face: faces.Face, nsdir: str) ->
             snap = before
             continue
         if "apply" in step:
-            applied_at = time.monotonic()
             opts = step.get("opts", {})
             state = step["apply"]
-            result = face.apply(sb, state if isinstance(state, str) else json.dumps(state),
+            state = state if isinstance(state, str) else json.dumps(state)
+            dry = dry_run_first(sb, step, face, state, opts, before, nsdir, where)
+            applied_at = time.monotonic()
+            result = face.apply(sb, state,
                                 no_commit=opts.get("no_commit", False),
                                 timeout=opts.get("timeout"),
-                                no_verify=opts.get("no_verify", False))
+                                no_verify=opts.get("no_verify", False),
+                                plan=True)
+            check_plan(sb, dry, result, before, where)
             if result.checkpoint:
                 last_cp = result.checkpoint
         elif "commit" in step or "rollback" in step:

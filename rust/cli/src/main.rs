@@ -98,7 +98,7 @@ enum Command {
         verify_timeout: Duration,
         /// Validate, read and plan, write nothing: print what the apply would do (per
         /// interface, and the host knobs), `nothing would change` when nothing would.
-        #[arg(long, conflicts_with = "no_commit")]
+        #[arg(long)]
         dry_run: bool,
         /// Print the plan as JSON on stdout, one line per file: with --dry-run the plan
         /// ({"interfaces": [...], "host": [...]}), else {"checkpoint": PATH or null,
