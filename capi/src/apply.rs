@@ -279,6 +279,30 @@ mod tests {
     }
 
     #[test]
+    fn apply_plan_sets_no_plan_on_error() {
+        let stale = ptr::NonNull::<c_char>::dangling().as_ptr();
+        let (mut cp, mut plan, mut log, mut kind, mut msg) = (stale, stale, stale, stale, stale);
+        // SAFETY: five writable locals; the state is NUL-terminated.
+        let code = unsafe {
+            mptcpstate_apply_plan(
+                MPTCPSTATE_FLAG_DRY_RUN,
+                c"interfaces: [{name: eth1, bogus: 1}]".as_ptr(),
+                60,
+                &mut cp,
+                &mut plan,
+                &mut log,
+                &mut kind,
+                &mut msg,
+            )
+        };
+        assert_eq!(code, mptcpstate_result::InvalidArgument);
+        assert!(plan.is_null() && cp.is_null());
+        assert_eq!(take(kind).as_deref(), Some("InvalidArgument"));
+        assert!(take(msg).is_some_and(|m| m.contains("bogus")));
+        assert!(take(log).is_some());
+    }
+
+    #[test]
     fn apply_refuses_bad_arguments_before_the_core() {
         let (code, cp, kind, msg) = apply(0, ptr::null(), 60);
         assert_eq!(code, mptcpstate_result::InvalidArgument);
