@@ -53,6 +53,12 @@
 #define MPTCPSTATE_FLAG_YAML_OUTPUT (1 << 4)
 
 /**
+ * Dry run (apply): validate, read and plan, write nothing; no checkpoint.
+ * `mptcpstate_apply_plan` returns what would be done. Ignored by the other functions.
+ */
+#define MPTCPSTATE_FLAG_DRY_RUN (1 << 5)
+
+/**
  * The result of a call: `MPTCPSTATE_RESULT_OK` (0) or the kind of the error. The
  * numbers are stable and never reused; they are also the exit status of
  * `mptcpstatectl`. The kind's name (`"InvalidArgument"`, ...) is returned in `err_kind`.
@@ -127,7 +133,9 @@ const char *mptcpstate_version(void);
  *   `MPTCPSTATE_FLAG_NO_VERIFY` (do not verify against the kernel),
  *   `MPTCPSTATE_FLAG_NO_COMMIT` (keep the checkpoint and return its path),
  *   `MPTCPSTATE_FLAG_MEMORY_ONLY` (profiles in NetworkManager's memory only, not on
- *   disk); `MPTCPSTATE_FLAG_YAML_OUTPUT` is ignored; undefined bits return
+ *   disk), `MPTCPSTATE_FLAG_DRY_RUN` (validate, read and plan, write nothing; no
+ *   checkpoint; `mptcpstate_apply_plan` returns the plan); `MPTCPSTATE_FLAG_YAML_OUTPUT`
+ *   is ignored; undefined bits return
  *   `MPTCPSTATE_RESULT_INVALID_ARGUMENT`.
  * - `state`: the desired state, NUL-terminated UTF-8; borrowed, not freed. NULL or
  *   non-UTF-8 returns `MPTCPSTATE_RESULT_INVALID_ARGUMENT`.
@@ -170,6 +178,35 @@ enum mptcpstate_result mptcpstate_apply(uint32_t flags,
                                         char **log,
                                         char **err_kind,
                                         char **err_msg);
+
+/**
+ * `mptcpstate_apply` that also returns the plan: with `MPTCPSTATE_FLAG_DRY_RUN` what
+ * the apply would do (nothing is written, `checkpoint` stays NULL), else what it did.
+ *
+ * - `flags`, `state`, `rollback_timeout`, `checkpoint`, `log`, `err_kind`, `err_msg`:
+ *   as for `mptcpstate_apply`.
+ * - `plan`: on success, receives the plan as JSON: `{"interfaces": [{"name",
+ *   "actions": ["profile-updated", "reapply", ...], "before": {KEY: VALUE},
+ *   "after": {KEY: VALUE}}], "host": [{"key", "before", "after"}]}`; both lists empty
+ *   when nothing changes (would change). NULL on error. May be NULL.
+ *
+ * Every non-NULL out-parameter is set to NULL on entry. Every string returned is owned
+ * by the caller and must be freed with `mptcpstate_cstring_free`.
+ *
+ * Returns `MPTCPSTATE_RESULT_OK` or the error's code (as `mptcpstate_apply`).
+ *
+ * # Safety
+ * `state` is NULL or a NUL-terminated string; each out-parameter is NULL or valid for
+ * writing a `char *`.
+ */
+enum mptcpstate_result mptcpstate_apply_plan(uint32_t flags,
+                                             const char *state,
+                                             uint32_t rollback_timeout,
+                                             char **checkpoint,
+                                             char **plan,
+                                             char **log,
+                                             char **err_kind,
+                                             char **err_msg);
 
 /**
  * Commits a checkpoint that `mptcpstate_apply` left with `MPTCPSTATE_FLAG_NO_COMMIT`:

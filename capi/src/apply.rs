@@ -9,8 +9,8 @@ use mptcpstate::{Error, Result};
 
 use crate::call::run_call;
 use crate::flags::{
-    Flags, MPTCPSTATE_FLAG_KERNEL_ONLY, MPTCPSTATE_FLAG_MEMORY_ONLY, MPTCPSTATE_FLAG_NO_COMMIT,
-    MPTCPSTATE_FLAG_NO_VERIFY,
+    Flags, MPTCPSTATE_FLAG_DRY_RUN, MPTCPSTATE_FLAG_KERNEL_ONLY, MPTCPSTATE_FLAG_MEMORY_ONLY,
+    MPTCPSTATE_FLAG_NO_COMMIT, MPTCPSTATE_FLAG_NO_VERIFY,
 };
 use crate::result::mptcpstate_result;
 use crate::strings::{input, OutString};
@@ -44,7 +44,9 @@ unsafe fn optional_input<'a>(ptr: *const c_char, name: &str) -> Result<Option<&'
 ///   `MPTCPSTATE_FLAG_NO_VERIFY` (do not verify against the kernel),
 ///   `MPTCPSTATE_FLAG_NO_COMMIT` (keep the checkpoint and return its path),
 ///   `MPTCPSTATE_FLAG_MEMORY_ONLY` (profiles in NetworkManager's memory only, not on
-///   disk); `MPTCPSTATE_FLAG_YAML_OUTPUT` is ignored; undefined bits return
+///   disk), `MPTCPSTATE_FLAG_DRY_RUN` (validate, read and plan, write nothing; no
+///   checkpoint; `mptcpstate_apply_plan` returns the plan); `MPTCPSTATE_FLAG_YAML_OUTPUT`
+///   is ignored; undefined bits return
 ///   `MPTCPSTATE_RESULT_INVALID_ARGUMENT`.
 /// - `state`: the desired state, NUL-terminated UTF-8; borrowed, not freed. NULL or
 ///   non-UTF-8 returns `MPTCPSTATE_RESULT_INVALID_ARGUMENT`.
@@ -95,15 +97,66 @@ pub unsafe extern "C" fn mptcpstate_apply(
             let checkpoint = OutString::new(checkpoint);
             let flags = Flags::check(flags)?;
             let state = input(state, "state")?;
-            let opts = mptcpstate::ApplyOptions {
-                kernel_only: flags.has(MPTCPSTATE_FLAG_KERNEL_ONLY),
-                verify: !flags.has(MPTCPSTATE_FLAG_NO_VERIFY),
-                commit: !flags.has(MPTCPSTATE_FLAG_NO_COMMIT),
-                rollback_timeout,
-                memory_only: flags.has(MPTCPSTATE_FLAG_MEMORY_ONLY),
-                ..Default::default()
-            };
-            let outcome = mptcpstate::apply(state, &opts, log)?;
+            let outcome = mptcpstate::apply(state, &options(flags, rollback_timeout), log)?;
+            match outcome.checkpoint {
+                Some(path) => checkpoint.set(path),
+                None => Ok(()),
+            }
+        })
+    }
+}
+
+fn options(flags: Flags, rollback_timeout: u32) -> mptcpstate::ApplyOptions {
+    mptcpstate::ApplyOptions {
+        kernel_only: flags.has(MPTCPSTATE_FLAG_KERNEL_ONLY),
+        verify: !flags.has(MPTCPSTATE_FLAG_NO_VERIFY),
+        commit: !flags.has(MPTCPSTATE_FLAG_NO_COMMIT),
+        rollback_timeout,
+        memory_only: flags.has(MPTCPSTATE_FLAG_MEMORY_ONLY),
+        dry_run: flags.has(MPTCPSTATE_FLAG_DRY_RUN),
+        ..Default::default()
+    }
+}
+
+/// `mptcpstate_apply` that also returns the plan: with `MPTCPSTATE_FLAG_DRY_RUN` what
+/// the apply would do (nothing is written, `checkpoint` stays NULL), else what it did.
+///
+/// - `flags`, `state`, `rollback_timeout`, `checkpoint`, `log`, `err_kind`, `err_msg`:
+///   as for `mptcpstate_apply`.
+/// - `plan`: on success, receives the plan as JSON: `{"interfaces": [{"name",
+///   "actions": ["profile-updated", "reapply", ...], "before": {KEY: VALUE},
+///   "after": {KEY: VALUE}}], "host": [{"key", "before", "after"}]}`; both lists empty
+///   when nothing changes (would change). NULL on error. May be NULL.
+///
+/// Every non-NULL out-parameter is set to NULL on entry. Every string returned is owned
+/// by the caller and must be freed with `mptcpstate_cstring_free`.
+///
+/// Returns `MPTCPSTATE_RESULT_OK` or the error's code (as `mptcpstate_apply`).
+///
+/// # Safety
+/// `state` is NULL or a NUL-terminated string; each out-parameter is NULL or valid for
+/// writing a `char *`.
+#[no_mangle]
+#[allow(clippy::too_many_arguments)]
+pub unsafe extern "C" fn mptcpstate_apply_plan(
+    flags: u32,
+    state: *const c_char,
+    rollback_timeout: u32,
+    checkpoint: *mut *mut c_char,
+    plan: *mut *mut c_char,
+    log: *mut *mut c_char,
+    err_kind: *mut *mut c_char,
+    err_msg: *mut *mut c_char,
+) -> mptcpstate_result {
+    // SAFETY: `state` and the out-parameters are as this function's contract says.
+    unsafe {
+        run_call(log, err_kind, err_msg, |log| {
+            let checkpoint = OutString::new(checkpoint);
+            let plan = OutString::new(plan);
+            let flags = Flags::check(flags)?;
+            let state = input(state, "state")?;
+            let outcome = mptcpstate::apply(state, &options(flags, rollback_timeout), log)?;
+            plan.set(outcome.plan.to_json())?;
             match outcome.checkpoint {
                 Some(path) => checkpoint.set(path),
                 None => Ok(()),
@@ -223,6 +276,30 @@ mod tests {
         assert!(cp != stale && log != stale && kind != stale && msg != stale);
         assert!(take(log).is_some_and(|l| l.starts_with('[')));
         (code, take(cp), take(kind), take(msg).unwrap_or_default())
+    }
+
+    #[test]
+    fn apply_plan_sets_no_plan_on_error() {
+        let stale = ptr::NonNull::<c_char>::dangling().as_ptr();
+        let (mut cp, mut plan, mut log, mut kind, mut msg) = (stale, stale, stale, stale, stale);
+        // SAFETY: five writable locals; the state is NUL-terminated.
+        let code = unsafe {
+            mptcpstate_apply_plan(
+                MPTCPSTATE_FLAG_DRY_RUN,
+                c"interfaces: [{name: eth1, bogus: 1}]".as_ptr(),
+                60,
+                &mut cp,
+                &mut plan,
+                &mut log,
+                &mut kind,
+                &mut msg,
+            )
+        };
+        assert_eq!(code, mptcpstate_result::InvalidArgument);
+        assert!(plan.is_null() && cp.is_null());
+        assert_eq!(take(kind).as_deref(), Some("InvalidArgument"));
+        assert!(take(msg).is_some_and(|m| m.contains("bogus")));
+        assert!(take(log).is_some());
     }
 
     #[test]

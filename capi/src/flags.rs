@@ -22,13 +22,18 @@ pub const MPTCPSTATE_FLAG_MEMORY_ONLY: u32 = 1 << 3;
 /// `mptcpstate_apply`.
 pub const MPTCPSTATE_FLAG_YAML_OUTPUT: u32 = 1 << 4;
 
+/// Dry run (apply): validate, read and plan, write nothing; no checkpoint.
+/// `mptcpstate_apply_plan` returns what would be done. Ignored by the other functions.
+pub const MPTCPSTATE_FLAG_DRY_RUN: u32 = 1 << 5;
+
 /// Every defined flag with its name, as error messages print them.
-const KNOWN: [(u32, &str); 5] = [
+const KNOWN: [(u32, &str); 6] = [
     (MPTCPSTATE_FLAG_KERNEL_ONLY, "MPTCPSTATE_FLAG_KERNEL_ONLY"),
     (MPTCPSTATE_FLAG_NO_VERIFY, "MPTCPSTATE_FLAG_NO_VERIFY"),
     (MPTCPSTATE_FLAG_NO_COMMIT, "MPTCPSTATE_FLAG_NO_COMMIT"),
     (MPTCPSTATE_FLAG_MEMORY_ONLY, "MPTCPSTATE_FLAG_MEMORY_ONLY"),
     (MPTCPSTATE_FLAG_YAML_OUTPUT, "MPTCPSTATE_FLAG_YAML_OUTPUT"),
+    (MPTCPSTATE_FLAG_DRY_RUN, "MPTCPSTATE_FLAG_DRY_RUN"),
 ];
 
 /// Flags that passed [`Flags::check`].

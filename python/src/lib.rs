@@ -105,6 +105,11 @@ mod _native {
     /// `save_to_disk=False` keeps the profiles in NetworkManager's memory only;
     /// `kernel_only=True` works over netlink without NetworkManager.
     ///
+    /// `dry_run=True` validates, reads and plans, writes nothing, and returns the plan:
+    /// `{"interfaces": [{"name", "actions", "before", "after"}], "host": [{"key",
+    /// "before", "after"}]}` (empty lists when nothing would change). `with_plan=True`
+    /// returns `{"checkpoint": str | None, "plan": {...}}`: what the apply did.
+    ///
     /// Ctrl-C (`KeyboardInterrupt`) stops the apply: it rolls back what it did, then the
     /// `KeyboardInterrupt` is raised.
     #[pyfunction]
@@ -116,7 +121,9 @@ mod _native {
         commit = true,
         rollback_timeout = 60,
         save_to_disk = true,
-        verify_timeout = 5.0
+        verify_timeout = 5.0,
+        dry_run = false,
+        with_plan = false
     ))]
     #[allow(clippy::too_many_arguments)]
     fn apply(
@@ -128,7 +135,9 @@ mod _native {
         #[pyo3(from_py_with = input::rollback_timeout)] rollback_timeout: u32,
         save_to_disk: bool,
         verify_timeout: f64,
-    ) -> PyResult<Option<String>> {
+        dry_run: bool,
+        with_plan: bool,
+    ) -> PyResult<Py<PyAny>> {
         let input = StateInput::from_py(state)?;
         let verify_timeout = input::duration(py, verify_timeout, "verify_timeout")?;
         let opts = mptcpstate::ApplyOptions {
@@ -138,15 +147,28 @@ mod _native {
             rollback_timeout,
             memory_only: !save_to_disk,
             verify_timeout,
+            dry_run,
             ..Default::default()
         };
-        run_interruptible(py, move |log, cancel| {
+        let outcome = run_interruptible(py, move |log, cancel| {
             let opts = mptcpstate::ApplyOptions {
                 cancel: Some(cancel),
                 ..opts
             };
-            Ok(mptcpstate::apply(input.text()?, &opts, log)?.checkpoint)
-        })
+            mptcpstate::apply(input.text()?, &opts, log)
+        })?;
+        if !dry_run && !with_plan {
+            return Ok(outcome.checkpoint.into_pyobject(py)?.into_any().unbind());
+        }
+        let json = py.import("json")?;
+        let plan = json.call_method1("loads", (outcome.plan.to_json(),))?;
+        if dry_run {
+            return Ok(plan.unbind());
+        }
+        let out = pyo3::types::PyDict::new(py);
+        out.set_item("checkpoint", outcome.checkpoint)?;
+        out.set_item("plan", plan)?;
+        Ok(out.into_any().unbind())
     }
 
     /// Commits what an `apply(..., commit=False)` left pending: the applied state stays.

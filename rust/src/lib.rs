@@ -28,7 +28,10 @@ pub mod verify;
 #[cfg(test)]
 mod testkit;
 
-pub use apply::{apply, commit, rollback, ApplyOptions, ApplyOutcome, Progress};
+pub use apply::{
+    apply, commit, rollback, Action, ApplyOptions, ApplyOutcome, ApplyPlan, InterfaceChange,
+    KnobChange, Progress,
+};
 pub use check::{check, CheckOptions, Finding, Report, Severity};
 pub use error::{Error, ErrorKind, Result};
 pub use gen_conf::GeneratedConfigs;

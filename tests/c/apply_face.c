@@ -4,7 +4,9 @@
  * returned, as the library gave it).
  *
  *   apply_face apply [--kernel] [--no-commit] [--timeout SEC] [--memory-only] [--no-verify]
- *                    < state
+ *                    [--dry-run] [--plan] < state
+ *       --dry-run: MPTCPSTATE_FLAG_DRY_RUN; with --dry-run or --plan the call is
+ *       mptcpstate_apply_plan and its plan is printed as "plan" (raw JSON)
  *   apply_face commit|rollback [CHECKPOINT]
  *   apply_face show [--kernel]       the state shown, as "state" (a JSON string)
  *
@@ -62,6 +64,8 @@ int main(int argc, char **argv) {
         return 2;
     }
     char *checkpoint = NULL, *log = NULL, *kind = NULL, *msg = NULL, *shown = NULL;
+    char *plan = NULL;
+    int want_plan = 0;
     int code;
     if (strcmp(argv[1], "apply") == 0) {
         uint32_t flags = 0, timeout = 60;
@@ -74,6 +78,11 @@ int main(int argc, char **argv) {
                 flags |= MPTCPSTATE_FLAG_MEMORY_ONLY;
             else if (strcmp(argv[i], "--no-verify") == 0)
                 flags |= MPTCPSTATE_FLAG_NO_VERIFY;
+            else if (strcmp(argv[i], "--dry-run") == 0) {
+                flags |= MPTCPSTATE_FLAG_DRY_RUN;
+                want_plan = 1;
+            } else if (strcmp(argv[i], "--plan") == 0)
+                want_plan = 1;
             else if (strcmp(argv[i], "--timeout") == 0 && i + 1 < argc)
                 timeout = (uint32_t)strtoul(argv[++i], NULL, 10);
             else {
@@ -84,7 +93,11 @@ int main(int argc, char **argv) {
         char *state = read_all(stdin);
         if (state == NULL)
             return 2;
-        code = mptcpstate_apply(flags, state, timeout, &checkpoint, &log, &kind, &msg);
+        if (want_plan)
+            code = mptcpstate_apply_plan(flags, state, timeout, &checkpoint, &plan, &log, &kind,
+                                         &msg);
+        else
+            code = mptcpstate_apply(flags, state, timeout, &checkpoint, &log, &kind, &msg);
         free(state);
     } else if (strcmp(argv[1], "commit") == 0) {
         code = mptcpstate_checkpoint_commit(argc > 2 ? argv[2] : NULL, &log, &kind, &msg);
@@ -107,8 +120,10 @@ int main(int argc, char **argv) {
     json_string(checkpoint);
     fputs(", \"state\": ", stdout);
     json_string(shown);
-    /* The log is a JSON array already. */
+    /* The plan and the log are JSON already. */
+    printf(", \"plan\": %s", plan != NULL ? plan : "null");
     printf(", \"log\": %s}\n", log != NULL ? log : "null");
+    mptcpstate_cstring_free(plan);
     mptcpstate_cstring_free(checkpoint);
     mptcpstate_cstring_free(shown);
     mptcpstate_cstring_free(log);

@@ -292,6 +292,45 @@ def test_table(case, face, cli):
         assert not left, f"{case} ({face.name}): records left pending: {left}"
 
 
+# Errors a dry run meets as the apply does (found before anything is written).
+PLANNED_ERRORS = {"InvalidArgument", "NotSupported", "Busy"}
+
+
+def is_empty_plan(plan: dict | None) -> bool:
+    return plan is not None and not plan["interfaces"] and not plan["host"]
+
+
+def dry_run_first(sb: Sandbox, step: dict, face: faces.Face, state: str, opts: dict,
+                  before: dict, nsdir: str, where: str) -> faces.Result:
+    """Before each apply step: the same state and options as a dry run through the same
+    face. It writes nothing (the kernel's snapshot and the namespace's undo records are
+    as before), and fails where the apply fails before writing."""
+    pending = records(nsdir)
+    dry = face.apply(sb, state, dry_run=True, no_commit=opts.get("no_commit", False),
+                     timeout=opts.get("timeout"), no_verify=opts.get("no_verify", False))
+    assert dry.checkpoint is None, f"{where}: dry run: {dry}"
+    assert snapshot(sb) == before, f"{where}: the dry run changed the kernel"
+    assert records(nsdir) == pending, f"{where}: the dry run left a record"
+    kind = step.get("expect", {}).get("kind")
+    if kind is None:
+        assert dry.kind is None and dry.plan is not None, f"{where}: dry run: {dry}"
+    elif kind in PLANNED_ERRORS:
+        assert dry.kind == kind, f"{where}: dry run: {dry}"
+    return dry
+
+
+def check_plan(sb: Sandbox, dry: faces.Result, result: faces.Result, before: dict,
+               where: str) -> None:
+    """A successful apply returns the plan its dry run gave; empty exactly when it wrote
+    nothing."""
+    if result.kind is not None or dry.kind is not None:
+        return
+    assert dry.plan == result.plan, f"{where}: dry run {dry.plan}, apply {result.plan}"
+    if is_empty_plan(result.plan):
+        assert snapshot(sb) == before, f"{where}: an empty plan, yet the kernel changed"
+        assert result.checkpoint is None, f"{where}: an empty plan left {result.checkpoint}"
+
+
 def run_case(sb: Sandbox, cli: str, spec: dict, face: faces.Face, nsdir: str) -> None:
     snap = None
     last_cp = None
@@ -307,13 +346,17 @@ def run_case(sb: Sandbox, cli: str, spec: dict, face: faces.Face, nsdir: str) ->
             snap = before
             continue
         if "apply" in step:
-            applied_at = time.monotonic()
             opts = step.get("opts", {})
             state = step["apply"]
-            result = face.apply(sb, state if isinstance(state, str) else json.dumps(state),
+            state = state if isinstance(state, str) else json.dumps(state)
+            dry = dry_run_first(sb, step, face, state, opts, before, nsdir, where)
+            applied_at = time.monotonic()
+            result = face.apply(sb, state,
                                 no_commit=opts.get("no_commit", False),
                                 timeout=opts.get("timeout"),
-                                no_verify=opts.get("no_verify", False))
+                                no_verify=opts.get("no_verify", False),
+                                plan=True)
+            check_plan(sb, dry, result, before, where)
             if result.checkpoint:
                 last_cp = result.checkpoint
         elif "commit" in step or "rollback" in step:
@@ -669,3 +712,63 @@ def test_a_failed_rollback_keeps_the_timer(cli):
             assert snapshot(sb) == before
         finally:
             clean_up(sb, cli, nsdir)
+
+
+# --- dry run, the plan, the summary (CLI) -----------------------------------------------
+
+def test_cli_dry_run_plan_and_summary_of_many(cli):
+    """Ten links: `--dry-run` prints the plan and changes nothing, `--dry-run --json` gives
+    it in natural order (eth2 before eth10), `-v` names every interface in the summary
+    with counts by kind, the same state again plans nothing; `commit`/`rollback` with
+    nothing pending succeed and say so."""
+    names = [f"eth{k}" for k in range(1, 11)]
+    sb = kernel_sandbox(names)
+    nsdir = ns_dir(sb)
+    try:
+        limits = sb.mptcp_limits()
+        state = json.dumps({
+            "mptcp": {"limits": {"subflows": limits["subflows"] % 8 + 1}},
+            "interfaces": [
+                # The kernel keeps 8 endpoints: 4 interfaces get one.
+                {"name": n, "mptcp": {"address-flags": ["subflow"] if k <= 4 else []},
+                 "ipv4": {"address": [{"ip": f"192.0.2.{k}", "prefix-length": 24}]}}
+                for k, n in enumerate(names, start=1)],
+        })
+        before = settled_snapshot(sb)
+        dry = sb.run([cli, "apply", "--kernel", "--dry-run", "-"], input=state, check=False)
+        assert dry.returncode == 0, dry.stderr
+        assert "eth4: address-added, endpoint-added\n" in dry.stdout, dry.stdout
+        assert "eth10: address-added\n" in dry.stdout, dry.stdout
+        assert '  ipv4.address: ' in dry.stdout and "mptcp.limits.subflows: " in dry.stdout
+        js = sb.run([cli, "apply", "--kernel", "--dry-run", "--json", "-"], input=state,
+                    check=False)
+        assert js.returncode == 0, js.stderr
+        plan = json.loads(js.stdout)
+        assert [i["name"] for i in plan["interfaces"]] == names
+        assert plan["interfaces"][1]["after"]["ipv4.address"] == [
+            {"ip": "192.0.2.2", "prefix-length": 24}]
+        assert [k["key"] for k in plan["host"]] == ["mptcp.limits.subflows"]
+        assert snapshot(sb) == before, "the dry runs changed the kernel"
+        assert not records(nsdir)
+
+        r = sb.run([cli, "-v", "apply", "--kernel", "--json", "-"], input=state, check=False)
+        assert r.returncode == 0, r.stderr
+        assert json.loads(r.stdout) == {"checkpoint": None, "plan": plan}
+        summary = [ln for ln in r.stderr.splitlines() if ln.startswith("applied: ")]
+        assert summary == [f"applied: 10 interfaces (6 addresses changed, 4 endpoints changed: "
+                           f"{', '.join(names)}), "
+                           "mptcp.limits changed"], r.stderr
+
+        again = sb.run([cli, "apply", "--kernel", "--dry-run", "-"], input=state, check=False)
+        assert (again.returncode, again.stdout) == (0, "nothing would change\n"), again
+        js = sb.run([cli, "apply", "--kernel", "--dry-run", "--json", "-"], input=state,
+                    check=False)
+        assert json.loads(js.stdout) == {"interfaces": [], "host": []}
+
+        for verb, text in (("commit", "nothing to commit"), ("rollback", "nothing to roll back")):
+            done = sb.run([cli, verb], check=False)
+            assert done.returncode == 0 and f"{text}: no checkpoint is pending" in done.stderr, \
+                done
+    finally:
+        clean_up(sb, cli, nsdir)
+        sb.stop()

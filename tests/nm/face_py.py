@@ -2,10 +2,12 @@
 """The Python face of the apply scenarios: one call of the `mptcpstate` package.
 
 Usage: face_py.py apply [--kernel] [--no-commit] [--timeout SEC] [--memory-only]
-                        [--no-verify] [--verify-timeout SEC]   (state on stdin)
+                        [--no-verify] [--verify-timeout SEC] [--dry-run | --plan]
+                        (state on stdin)
        face_py.py commit|rollback [CHECKPOINT]
 
-Prints one JSON object: {"code", "kind", "msg", "checkpoint", "log"} (log: the call's
+Prints one JSON object: {"code", "kind", "msg", "checkpoint", "log", "plan"} (plan:
+with --dry-run, `apply(dry_run=True)`'s result; with --plan, `apply(with_plan=True)`'s) (log: the call's
 records from the `mptcpstate` logger, at every level). Run inside the sandbox's network
 namespace (the library acts on the namespace of its caller).
 """
@@ -37,16 +39,18 @@ def main() -> int:
     p.add_argument("--memory-only", action="store_true")
     p.add_argument("--timeout", type=int, default=60)
     p.add_argument("--verify-timeout", type=float, default=5.0)
+    p.add_argument("--dry-run", action="store_true")
+    p.add_argument("--plan", action="store_true")
     a = p.parse_args()
     keep = Keep()
     logger = logging.getLogger("mptcpstate")
     logger.setLevel(1)
     logger.addHandler(keep)
     logger.propagate = False
-    out = {"code": 0, "kind": None, "msg": "", "checkpoint": None}
+    out = {"code": 0, "kind": None, "msg": "", "checkpoint": None, "plan": None}
     try:
         if a.cmd == "apply":
-            out["checkpoint"] = mptcpstate.apply(
+            got = mptcpstate.apply(
                 sys.stdin.read(),
                 kernel_only=a.kernel,
                 commit=not a.no_commit,
@@ -54,7 +58,15 @@ def main() -> int:
                 save_to_disk=not a.memory_only,
                 verify_change=not a.no_verify,
                 verify_timeout=a.verify_timeout,
+                dry_run=a.dry_run,
+                with_plan=a.plan,
             )
+            if a.dry_run:
+                out["plan"] = got
+            elif a.plan:
+                out["checkpoint"], out["plan"] = got["checkpoint"], got["plan"]
+            else:
+                out["checkpoint"] = got
         elif a.cmd == "commit":
             mptcpstate.commit(a.checkpoint)
         else:

@@ -34,6 +34,8 @@ class Result:
     msg: str
     checkpoint: str | None
     log: str = ""
+    # The plan (apply with dry_run or plan=True): {"interfaces": [...], "host": [...]}.
+    plan: dict | None = None
 
     def __str__(self) -> str:
         return (f"code {self.code} ({self.kind}): {self.msg} checkpoint={self.checkpoint}\n"
@@ -78,11 +80,17 @@ class Face:
         raise NotImplementedError
 
     def apply(self, sb, state: str, *, no_commit=False, timeout=None, memory_only=False,
-              no_verify=False, verify_timeout=None) -> Result:
+              no_verify=False, verify_timeout=None, dry_run=False, plan=False) -> Result:
+        """`dry_run`: write nothing, the result's plan says what would be done; `plan`:
+        a real apply that returns its plan too."""
         if verify_timeout is not None and not self.has_verify_timeout:
             raise ValueError(f"the {self.name} face has no verification timeout")
         argv = self.argv("apply") + _flags(no_commit, timeout, memory_only, no_verify,
                                            self.kernel, verify_timeout)
+        if dry_run:
+            argv.append("--dry-run")
+        if plan:
+            argv.append("--plan")
         return self.parse(self.run(sb, argv, input=state))
 
     def commit(self, sb, checkpoint: str | None = None) -> Result:
@@ -111,6 +119,15 @@ class CliFace(Face):
     def argv(self, cmd: str) -> list[str]:
         return [self.binary, "-v", cmd] + (["-"] if cmd == "apply" else [])
 
+    def run(self, sb, argv: list[str], input: str | None = None):
+        # The CLI spells "the plan too" --json: `--dry-run --json` prints the plan,
+        # `--json` alone {"checkpoint", "plan"}.
+        if "--plan" in argv:
+            argv = [a for a in argv if a != "--plan"] + ["--json"]
+        elif "--dry-run" in argv:
+            argv = argv + ["--json"]
+        return super().run(sb, argv, input)
+
     def parse(self, proc) -> Result:
         code = proc.returncode
         # Only 0 and the error codes 1..9 are answers: a panic (101), death by a signal
@@ -120,12 +137,21 @@ class CliFace(Face):
         assert "panicked at" not in proc.stderr, f"the CLI panicked:\n{proc.stderr[-4000:]}"
         lines = proc.stderr.strip().splitlines()
         err = [ln for ln in lines if ln.startswith("mptcpstatectl: ")]
+        out = proc.stdout.strip()
+        checkpoint, plan = out or None, None
+        if out.startswith("{"):
+            got = json.loads(out)
+            if "plan" in got:
+                checkpoint, plan = got["checkpoint"], got["plan"]
+            else:
+                checkpoint, plan = None, got
         return Result(
             code=code,
             kind=KINDS.get(code),
             msg=(err[-1] if err else proc.stderr.strip()) if code else "",
-            checkpoint=proc.stdout.strip() or None,
+            checkpoint=checkpoint,
             log=proc.stderr,
+            plan=plan,
         )
 
 
@@ -170,7 +196,7 @@ class JsonFace(Face):
                 f"{self.name} face printed no result (exit {proc.returncode}):\n"
                 f"{proc.stdout}\n{proc.stderr}") from None
         return Result(out["code"], out["kind"], out["msg"] or "", out["checkpoint"],
-                      _log_lines(out.get("log")))
+                      _log_lines(out.get("log")), out.get("plan"))
 
 
 def python_face(kernel: bool = False) -> Face:

@@ -310,6 +310,90 @@ def test_table(case, face, require_nm):
             shutil.rmtree(records, ignore_errors=True)
 
 
+# Errors a dry run meets as the apply does (found before anything is written); the
+# others (Verification, Timeout, ...) come from the writes and their checking.
+# (Busy through NetworkManager is NM's answer to the checkpoint, made after planning.)
+PLANNED_ERRORS = {"InvalidArgument", "NotSupported"}
+
+
+def is_empty_plan(plan: dict | None) -> bool:
+    return plan is not None and not plan["interfaces"] and not plan["host"]
+
+
+def dry_run_first(sb: Sandbox, spec: dict, step: dict, face: faces.Face, state: str,
+                  before: dict, nm_cp_lines: int | None, where: str,
+                  opts: dict) -> faces.Result:
+    """Before each apply step: the same state as a dry run through the same face. It
+    writes nothing (the snapshot, the undo records and NetworkManager's checkpoint log
+    are as before), and fails where the apply fails before writing."""
+    records = pending_records(sb)
+    dry = face.apply(sb, state, dry_run=True, no_commit=opts.get("no_commit", False),
+                     timeout=opts.get("timeout"), memory_only=opts.get("memory_only", False))
+    assert dry.checkpoint is None, f"{where}: dry run: {dry}"
+    # The whole snapshot through the CLI (it costs NetworkManager a query per profile);
+    # the other faces pass the same flag to the same core: their keyfiles, kernel side
+    # and NetworkManager's checkpoint log (below) are checked.
+    if spec.get("dhcp_server"):
+        pass
+    elif face.name == "cli":
+        was, now = without_dad(before), without_dad(snapshot(sb))
+        diff = {k: (was.get(k), now.get(k)) for k in now if was.get(k) != now.get(k)}
+        assert not diff, f"{where}: the dry run changed the system: (before, after) {diff}"
+    else:
+        was = without_dad(before)
+        keyfiles = {p.name: p.read_bytes()
+                    for p in sorted(pathlib.Path(sb.keyfile_dir).iterdir())}
+        now = without_dad({"keyfiles": keyfiles, "endpoints": endpoint_lines(sb),
+                           "addresses": kernel_addresses(sb)})
+        diff = {k: (was.get(k), now.get(k)) for k in now if was.get(k) != now.get(k)}
+        assert not diff, f"{where}: the dry run changed the system: (before, after) {diff}"
+    assert pending_records(sb) == records, f"{where}: the dry run left a record"
+    if nm_cp_lines is not None:
+        assert nm_log_checkpoint_lines(sb) == nm_cp_lines, \
+            f"{where}: NetworkManager's log speaks of a checkpoint made by the dry run"
+    kind = step.get("expect", {}).get("kind")
+    if kind is None:
+        assert dry.kind is None and dry.plan is not None, f"{where}: dry run: {dry}"
+    elif kind in PLANNED_ERRORS:
+        assert dry.kind == kind, f"{where}: dry run: {dry}"
+    return dry
+
+
+def without_dad(snap: dict) -> dict:
+    """A snapshot without the kernel's progress through duplicate address detection
+    (`tentative` ends a second or two after an address came, whatever else happens)."""
+    out = dict(snap)
+    if "addresses" in snap:
+        out["addresses"] = [(name, oper, flags, [{k: v for k, v in a.items() if k != "tentative"}
+                                                 for a in addrs])
+                            for name, oper, flags, addrs in snap["addresses"]]
+    return out
+
+
+def plan_shape(plan: dict) -> tuple:
+    return ([(i["name"], i["actions"]) for i in plan["interfaces"]], plan["host"])
+
+
+def check_plan(sb: Sandbox, spec: dict, dry: faces.Result, result: faces.Result,
+               before: dict, where: str) -> None:
+    """A successful apply returns the plan its dry run gave (empty exactly when it
+    wrote nothing)."""
+    if result.kind is not None or dry.kind is not None:
+        return
+    assert result.plan is not None, f"{where}: no plan: {result}"
+    if spec.get("dhcp_server"):
+        # Leases and router advertisements move the addresses' `before` between the two.
+        assert plan_shape(dry.plan) == plan_shape(result.plan), \
+            f"{where}: dry run {dry.plan}, apply {result.plan}"
+    else:
+        assert dry.plan == result.plan, f"{where}: dry run {dry.plan}, apply {result.plan}"
+        if is_empty_plan(result.plan):
+            assert without_dad(snapshot(sb)) == without_dad(before), \
+                f"{where}: an empty plan, yet the system changed"
+    if is_empty_plan(result.plan):
+        assert result.checkpoint is None, f"{where}: an empty plan left {result.checkpoint}"
+
+
 def roll_back_records(sb: Sandbox, face: faces.Face) -> list[str]:
     """Rolls back the records a case left pending (a failed case); returns them."""
     left = pending_records(sb)
@@ -332,10 +416,14 @@ def run_case(sb: Sandbox, spec: dict, face: faces.Face) -> None:
         nm_cp_lines = nm_log_checkpoint_lines(sb)
         if "apply" in step:
             opts = step.get("opts", {})
-            result = face.apply(sb, json.dumps(step["apply"]),
+            state = json.dumps(step["apply"])
+            dry = dry_run_first(sb, spec, step, face, state, before, nm_cp_lines, where, opts)
+            result = face.apply(sb, state,
                                 no_commit=opts.get("no_commit", False),
                                 timeout=opts.get("timeout"),
-                                memory_only=opts.get("memory_only", False))
+                                memory_only=opts.get("memory_only", False),
+                                plan=True)
+            check_plan(sb, spec, dry, result, before, where)
             if result.checkpoint:
                 last_cp = result.checkpoint
         elif "commit" in step or "rollback" in step:

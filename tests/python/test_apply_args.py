@@ -87,12 +87,13 @@ def test_signatures():
     sig = inspect.signature(mptcpstate.apply)
     assert list(sig.parameters) == [
         "state", "kernel_only", "verify_change", "commit", "rollback_timeout",
-        "save_to_disk", "verify_timeout",
+        "save_to_disk", "verify_timeout", "dry_run", "with_plan",
     ]
     defaults = {n: p.default for n, p in sig.parameters.items() if n != "state"}
     assert defaults == {
         "kernel_only": False, "verify_change": True, "commit": True,
         "rollback_timeout": 60, "save_to_disk": True, "verify_timeout": 5.0,
+        "dry_run": False, "with_plan": False,
     }
     assert all(p.kind is inspect.Parameter.KEYWORD_ONLY
                for n, p in sig.parameters.items() if n != "state")

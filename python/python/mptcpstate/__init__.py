@@ -11,7 +11,10 @@ The desired state is nmstate's schema (a dict, or JSON or YAML as str or bytes):
     mptcpstate.apply(state)  # through NetworkManager: verified, then committed
 
 ``apply(state, commit=False)`` leaves the checkpoint open and returns its path, for
-``commit(path)`` or ``rollback(path)``.
+``commit(path)`` or ``rollback(path)``. ``apply(state, dry_run=True)`` writes nothing
+and returns the plan, ``{"interfaces": [{"name", "actions", "before", "after"}],
+"host": [{"key", "before", "after"}]}`` (empty lists: nothing would change);
+``apply(state, with_plan=True)`` returns ``{"checkpoint": ..., "plan": ...}``, what it did.
 
 Errors are ``MptcpStateError`` subclasses (see ``mptcpstate.errors``). Log records go to
 the ``logging`` logger ``"mptcpstate"`` at their levels (the library's trace level is

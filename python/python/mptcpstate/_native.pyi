@@ -56,7 +56,9 @@ def apply(
     rollback_timeout: int = 60,
     save_to_disk: bool = True,
     verify_timeout: float = 5.0,
-) -> str | None:
+    dry_run: bool = False,
+    with_plan: bool = False,
+) -> Any:
     """Applies ``state`` to this process's network namespace, transactionally.
 
     Nothing is touched unless all of ``state`` is valid; only the interfaces that

@@ -98,6 +98,15 @@ enum Command {
         /// How long verification waits for the kernel to reach the state, in seconds.
         #[arg(long, value_name = "SEC", default_value = "5", value_parser = seconds)]
         verify_timeout: Duration,
+        /// Validate, read and plan, write nothing: print what the apply would do (per
+        /// interface, and the host knobs), `nothing would change` when nothing would.
+        #[arg(long)]
+        dry_run: bool,
+        /// Print the plan as JSON on stdout, one line per file: with --dry-run the plan
+        /// ({"interfaces": [...], "host": [...]}), else {"checkpoint": PATH or null,
+        /// "plan": {...}} (what was done; this replaces --no-commit's bare path line).
+        #[arg(long)]
+        json: bool,
     },
     /// Diagnose: why MPTCP stays on one path. Prints findings (code, severity, what
     /// happens, the fix) and the live MPTCP connections. Exit status 0 when no finding
@@ -322,6 +331,8 @@ fn run_command(cli: &Cli, log: &Log) -> Result<(), Error> {
             memory_only,
             kernel,
             verify_timeout,
+            dry_run,
+            json,
         } => {
             let opts = ApplyOptions {
                 kernel_only: *kernel,
@@ -330,9 +341,10 @@ fn run_command(cli: &Cli, log: &Log) -> Result<(), Error> {
                 rollback_timeout: *timeout,
                 memory_only: *memory_only,
                 verify_timeout: *verify_timeout,
+                dry_run: *dry_run,
                 ..Default::default()
             };
-            apply_files(files, opts, cli.verbose, log)
+            apply_files(files, opts, *json, cli.verbose, log)
         }
         Command::Commit { checkpoint } => {
             let done = mptcpstate::commit(checkpoint.as_deref(), log)?;
@@ -358,6 +370,7 @@ fn run_command(cli: &Cli, log: &Log) -> Result<(), Error> {
 fn apply_files(
     files: &[PathBuf],
     mut opts: ApplyOptions,
+    json: bool,
     verbose: bool,
     log: &Log,
 ) -> Result<(), Error> {
@@ -398,14 +411,29 @@ fn apply_files(
             line.clear();
         }
         let outcome = outcome.map_err(named)?;
-        if !opts.commit {
+        if opts.dry_run {
+            let text = if json {
+                format!("{}\n", outcome.plan.to_json())
+            } else {
+                plan_text(&outcome.plan, name.as_deref())
+            };
+            print(&text)?;
+            continue;
+        }
+        if json {
+            let line = serde_json::json!({
+                "checkpoint": outcome.checkpoint,
+                "plan": outcome.plan,
+            });
+            print(&format!("{line}\n"))?;
+        } else if !opts.commit {
             print(&format!(
                 "{}\n",
                 outcome.checkpoint.as_deref().unwrap_or("")
             ))?;
         }
         if terminal || verbose {
-            let what = match outcome.summary() {
+            let what = match outcome.summary_of(verbose) {
                 None => "nothing to change".to_string(),
                 Some(list) => format!("{list} changed"),
             };
@@ -421,6 +449,41 @@ fn apply_files(
         }
     }
     Ok(())
+}
+
+/// A dry run's plan for a person: a line per interface with its actions, then a line
+/// per key that differs (`before -> after`); a line per host knob.
+fn plan_text(plan: &mptcpstate::ApplyPlan, file: Option<&str>) -> String {
+    use std::fmt::Write as _;
+    let mut out = String::new();
+    if let Some(file) = file {
+        let _ = writeln!(out, "{file}:");
+    }
+    if plan.is_empty() {
+        out.push_str("nothing would change\n");
+        return out;
+    }
+    for i in &plan.interfaces {
+        let actions: Vec<String> = i
+            .actions
+            .iter()
+            .map(|a| {
+                serde_json::to_value(a).map_or_else(
+                    |_| format!("{a:?}"),
+                    |v| v.as_str().unwrap_or("").to_string(),
+                )
+            })
+            .collect();
+        let _ = writeln!(out, "{}: {}", i.name, actions.join(", "));
+        for (k, after) in &i.after {
+            let before = i.before.get(k).cloned().unwrap_or(serde_json::Value::Null);
+            let _ = writeln!(out, "  {k}: {before} -> {after}");
+        }
+    }
+    for k in &plan.host {
+        let _ = writeln!(out, "{}: {} -> {}", k.key, k.before, k.after);
+    }
+    out
 }
 
 /// One line on stderr for `commit`/`rollback`: what was done, or that nothing was

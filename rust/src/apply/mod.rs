@@ -15,7 +15,10 @@ mod kernel;
 mod nm;
 mod pipeline;
 mod record;
+mod report;
 mod timer;
+
+pub use report::{natural_cmp, Action, ApplyPlan, InterfaceChange, KnobChange};
 
 use std::sync::atomic::AtomicBool;
 use std::sync::{Arc, Mutex};
@@ -63,6 +66,9 @@ pub struct ApplyOptions {
     pub verify_timeout: Duration,
     /// Called as the apply goes; `None` for none.
     pub progress: Option<ProgressFn>,
+    /// Dry run: validate, read, plan, write nothing; the outcome's `plan` says what an
+    /// apply would do (no checkpoint). Default false.
+    pub dry_run: bool,
     /// Set by the caller to stop the apply: it rolls back and returns a `Timeout` error
     /// saying it was interrupted.
     pub cancel: Option<Arc<AtomicBool>>,
@@ -78,6 +84,7 @@ impl Default for ApplyOptions {
             memory_only: false,
             verify_timeout: DEFAULT_VERIFY_TIMEOUT,
             progress: None,
+            dry_run: false,
             cancel: None,
         }
     }
@@ -93,23 +100,31 @@ impl std::fmt::Debug for ApplyOptions {
             .field("memory_only", &self.memory_only)
             .field("verify_timeout", &self.verify_timeout)
             .field("progress", &self.progress.is_some())
+            .field("dry_run", &self.dry_run)
             .field("cancel", &self.cancel.is_some())
             .finish()
     }
 }
 
-/// What an apply did.
+/// What an apply did (or, a dry run, would do).
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct ApplyOutcome {
     /// The checkpoint left for the caller (no-commit only): commit or roll it back with
-    /// [`commit`] / [`rollback`].
+    /// [`commit`] / [`rollback`]. Never with a dry run.
     pub checkpoint: Option<String>,
     /// The interfaces that were changed, sorted; empty when the system already held the
     /// state.
     pub changed: Vec<String>,
     /// The host knobs that were changed (`mptcp.enabled`, `mptcp.limits`, ...).
     pub host: Vec<String>,
+    /// What was done (a dry run: what would be done), per interface and knob; empty
+    /// exactly when nothing changed.
+    pub plan: ApplyPlan,
 }
+
+/// Up to this many interfaces, a summary names each; above, it counts them by kind and
+/// names the first few and the last.
+pub const SUMMARY_NAMES: usize = 8;
 
 impl ApplyOutcome {
     /// Whether anything changed.
@@ -117,16 +132,42 @@ impl ApplyOutcome {
         !self.changed.is_empty() || !self.host.is_empty()
     }
 
-    /// What changed, for a one-line summary: `eth1, eth2, mptcp.limits`; `None` when
-    /// nothing did.
+    /// What changed, for a one-line summary; `None` when nothing did. A few interfaces:
+    /// `eth1, eth2, mptcp.limits`; more than [`SUMMARY_NAMES`]: `300 interfaces (280
+    /// reapplied, 20 activated: veth0, veth1, veth2, ... veth299), mptcp.limits`. Names
+    /// are in natural order (`veth2` before `veth10`); `all` names every one.
+    pub fn summary_of(&self, all: bool) -> Option<String> {
+        let mut names: Vec<&str> = self.changed.iter().map(String::as_str).collect();
+        names.sort_by(|a, b| natural_cmp(a, b));
+        let mut parts: Vec<String> = Vec::new();
+        if names.len() > SUMMARY_NAMES {
+            let counts: Vec<String> = self
+                .plan
+                .counts()
+                .into_iter()
+                .map(|(n, kind)| format!("{n} {kind}"))
+                .collect();
+            let listed = if all {
+                names.join(", ")
+            } else {
+                format!("{}, ... {}", names[..3].join(", "), names[names.len() - 1])
+            };
+            let counts = if counts.is_empty() {
+                String::new()
+            } else {
+                format!("{}: ", counts.join(", "))
+            };
+            parts.push(format!("{} interfaces ({counts}{listed})", names.len()));
+        } else {
+            parts.extend(names.iter().map(|n| n.to_string()));
+        }
+        parts.extend(self.host.iter().cloned());
+        (!parts.is_empty()).then(|| parts.join(", "))
+    }
+
+    /// [`ApplyOutcome::summary_of`], shortened for many interfaces.
     pub fn summary(&self) -> Option<String> {
-        let all: Vec<&str> = self
-            .changed
-            .iter()
-            .chain(&self.host)
-            .map(String::as_str)
-            .collect();
-        (!all.is_empty()).then(|| all.join(", "))
+        self.summary_of(false)
     }
 }
 
@@ -190,6 +231,43 @@ mod tests {
     use super::*;
 
     fn is_send<T: Send>(_: &T) {}
+
+    fn outcome(n: usize) -> ApplyOutcome {
+        let mut o = ApplyOutcome {
+            host: vec!["mptcp.limits".into()],
+            ..Default::default()
+        };
+        for i in 0..n {
+            let name = format!("veth{i}");
+            o.changed.push(name.clone());
+            o.plan.interfaces.push(InterfaceChange {
+                name,
+                actions: if i % 15 == 0 {
+                    vec![Action::ProfileAdded, Action::Activation]
+                } else {
+                    vec![Action::ProfileUpdated, Action::Reapply]
+                },
+                ..Default::default()
+            });
+        }
+        o.changed.sort();
+        o
+    }
+
+    #[test]
+    fn summaries_stay_short_at_scale() {
+        assert_eq!(outcome(2).summary().unwrap(), "veth0, veth1, mptcp.limits");
+        let s = outcome(300).summary().unwrap();
+        assert_eq!(
+            s,
+            "300 interfaces (280 reapplied, 20 activated: veth0, veth1, veth2, ... veth299), \
+             mptcp.limits"
+        );
+        let all = outcome(300).summary_of(true).unwrap();
+        assert!(all.contains("veth8, veth9, veth10, "), "{all}");
+        assert!(all.contains("veth299)"), "{all}");
+        assert_eq!(ApplyOutcome::default().summary(), None);
+    }
 
     /// The futures stay `Send`, so that an async caller may run them on any task.
     #[allow(dead_code)]

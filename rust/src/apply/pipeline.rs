@@ -26,6 +26,7 @@ use serde::Serialize;
 use super::checks::{self, View};
 use super::host::{self, HostUndo};
 use super::record::{self, BackendName, Claimed, Lock, Record};
+use super::report::{self, Action, ApplyPlan, InterfaceChange};
 use super::{timer, ApplyOptions, ApplyOutcome, Progress};
 use crate::log::Level;
 use crate::netlink::{self, KernelState, Writer};
@@ -124,6 +125,44 @@ pub(super) trait Backend {
 pub(super) trait Plan {
     /// The interfaces that change, sorted.
     fn changed(&self) -> Vec<String>;
+
+    /// What is done to each interface that changes.
+    fn actions(&self) -> Vec<(String, Vec<Action>)>;
+}
+
+/// The plan as data: the backend's actions, the keys that differ, the knobs.
+fn describe<P: Plan>(
+    plan: &P,
+    state: &NetworkState,
+    kernel: &KernelState,
+    host: Option<&host::HostChange>,
+) -> ApplyPlan {
+    let index = crate::query::EndpointIndex::new(kernel);
+    let mut interfaces: Vec<InterfaceChange> = plan
+        .actions()
+        .into_iter()
+        .map(|(name, actions)| {
+            let (before, after) = state
+                .interfaces
+                .iter()
+                .find(|i| i.name == name)
+                .map(|i| report::differing_keys(i, kernel, &index))
+                .unwrap_or_default();
+            InterfaceChange {
+                name,
+                actions,
+                before,
+                after,
+            }
+        })
+        .collect();
+    interfaces.sort_by(|a, b| report::natural_cmp(&a.name, &b.name));
+    ApplyPlan {
+        interfaces,
+        host: host
+            .map(|h| report::knob_changes(h, kernel))
+            .unwrap_or_default(),
+    }
 }
 
 /// Progress reports to the caller's callback.
@@ -211,6 +250,22 @@ pub(super) async fn run<B: Backend>(
         return Ok(ApplyOutcome::default());
     }
     record::check_not_busy(&changed, host.is_some(), kernel_mode)?;
+    let described = describe(&plan, &state, &kernel, host.as_ref());
+    if opts.dry_run {
+        log_at!(
+            log,
+            Level::Info,
+            "dry run: {} interface(s) and {} host knob(s) would change; nothing written",
+            described.interfaces.len(),
+            described.host.len()
+        );
+        return Ok(ApplyOutcome {
+            checkpoint: None,
+            changed,
+            host: knobs,
+            plan: described,
+        });
+    }
 
     // 4. Begin.
     let mut writer = Writer::open()?;
@@ -272,6 +327,7 @@ pub(super) async fn run<B: Backend>(
         checkpoint,
         changed,
         host: knobs,
+        plan: described,
     })
 }
 

@@ -21,6 +21,7 @@ pub use self::undo::KernelUndo;
 use super::checks::View;
 use super::pipeline::{Backend, Plan, Reporter};
 use super::record::BackendName;
+use super::report::Action;
 use super::ApplyOptions;
 use crate::log::Level;
 use crate::netlink::{KernelState, Writer};
@@ -46,6 +47,60 @@ impl Plan for KernelPlan {
         let mut v: Vec<String> = self.0.iter().map(|p| p.name.clone()).collect();
         v.sort();
         v
+    }
+
+    fn actions(&self) -> Vec<(String, Vec<Action>)> {
+        self.0
+            .iter()
+            .map(|p| {
+                let mut a = Vec::new();
+                let mut push = |x: Action| {
+                    if !a.contains(&x) {
+                        a.push(x);
+                    }
+                };
+                if p.link_up == Some(true) {
+                    push(Action::LinkUp);
+                }
+                // A deleted endpoint whose address gets a new one is replaced.
+                let readded: HashSet<std::net::IpAddr> =
+                    p.add_endpoints.iter().map(|e| e.address).collect();
+                let replaced: HashSet<std::net::IpAddr> = p
+                    .del_endpoints
+                    .iter()
+                    .map(|e| e.address)
+                    .filter(|ip| readded.contains(ip))
+                    .collect();
+                if p.del_endpoints
+                    .iter()
+                    .any(|e| !replaced.contains(&e.address))
+                {
+                    push(Action::EndpointRemoved);
+                }
+                if !p.del_addresses.is_empty() {
+                    push(Action::AddressRemoved);
+                }
+                if !p.add_addresses.is_empty() {
+                    push(Action::AddressAdded);
+                }
+                if !replaced.is_empty() {
+                    push(Action::EndpointReplaced);
+                }
+                if p.add_endpoints
+                    .iter()
+                    .any(|e| !replaced.contains(&e.address))
+                {
+                    push(Action::EndpointAdded);
+                }
+                if !p.set_flags.is_empty() {
+                    push(Action::EndpointFlagsChangedInPlace);
+                }
+                if p.link_up == Some(false) {
+                    push(Action::LinkDown);
+                }
+                (p.name.clone(), a)
+            })
+            .collect()
     }
 }
 

@@ -18,10 +18,11 @@ use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use zbus::zvariant::OwnedObjectPath;
 
 use self::expect::KernelExpect;
-use self::plan::{Current, NmIface, Step, Write};
+use self::plan::{Current, Live, NmIface, Step, Write};
 use super::checks::View;
 use super::pipeline::{Backend, Plan, Reporter};
 use super::record::BackendName;
+use super::report::Action;
 use super::ApplyOptions;
 use crate::log::Level;
 use crate::netlink::{KernelState, Writer};
@@ -81,6 +82,30 @@ impl Plan for NmPlan {
         let mut v: Vec<String> = self.0.iter().map(|s| s.name.clone()).collect();
         v.sort();
         v
+    }
+
+    fn actions(&self) -> Vec<(String, Vec<Action>)> {
+        self.0
+            .iter()
+            .map(|s| {
+                let mut a = Vec::new();
+                match &s.write {
+                    Some(Write::Add(_)) => a.push(Action::ProfileAdded),
+                    Some(Write::Update { .. }) => a.push(Action::ProfileUpdated),
+                    None => {}
+                }
+                match s.live {
+                    Live::Nothing => {}
+                    Live::Reapply { .. } => a.push(Action::Reapply),
+                    Live::Activate => a.push(Action::Activation),
+                    Live::Deactivate => a.push(Action::Deactivation),
+                }
+                if !s.delete.is_empty() {
+                    a.push(Action::ProfileDeleted);
+                }
+                (s.name.clone(), a)
+            })
+            .collect()
     }
 }
 
