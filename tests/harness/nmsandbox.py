@@ -806,6 +806,24 @@ class Sandbox:
             time.sleep(0.02)
         _reap(int(rec["pid"]))
         self._popens = [p for p in self._popens if p.pid != int(rec["pid"])]
+        # The bus frees the name a moment after the process is gone: a NetworkManager
+        # started before that exits at once ("Service already taken", 1 restart in ~30).
+        while self._nm_name_owned():
+            if time.monotonic() > deadline:
+                raise SandboxTimeout(f"the bus still gives org.freedesktop.NetworkManager "
+                                     f"an owner {timeout} s after NetworkManager was killed")
+            time.sleep(0.01)
+
+    def _nm_name_owned(self) -> bool:
+        """Whether org.freedesktop.NetworkManager has an owner on this sandbox's bus."""
+        proc = subprocess.run(
+            ["dbus-send", f"--bus={self.bus_address}", "--print-reply",
+             "--dest=org.freedesktop.DBus", "/org/freedesktop/DBus",
+             "org.freedesktop.DBus.NameHasOwner", "string:org.freedesktop.NetworkManager"],
+            capture_output=True, text=True, timeout=10, env=_clean_env())
+        if proc.returncode != 0:
+            raise SandboxError(f"asking the bus for NetworkManager's name: {proc.stderr.strip()}")
+        return "boolean true" in proc.stdout
 
     def start_nm(self, timeout: float | None = None) -> None:
         """Starts NetworkManager again (after kill_nm) with the same configuration,
