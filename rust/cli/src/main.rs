@@ -593,34 +593,39 @@ fn io_error(what: String, e: &std::io::Error) -> Error {
 }
 
 fn write_keyfiles(dir: &Path, files: &[(String, String)]) -> Result<(), Error> {
-    use std::os::unix::fs::OpenOptionsExt;
-    let io =
-        |what: &Path, e: std::io::Error| io_error(format!("cannot write {}", what.display()), &e);
-    std::fs::create_dir_all(dir).map_err(|e| io(dir, e))?;
+    std::fs::create_dir_all(dir)
+        .map_err(|e| io_error(format!("cannot write {}", dir.display()), &e))?;
     for (name, content) in files {
-        let path = dir.join(name);
-        // A new file (mode 0600 from its creation) renamed over the old one: a keyfile
-        // that was there keeps neither its mode (NetworkManager ignores keyfiles that
-        // others can read) nor, if it was a symlink, its target, which is never written;
-        // NetworkManager never reads half a file.
-        let tmp = dir.join(format!(".{name}.tmp-{}", std::process::id()));
-        let write = || -> std::io::Result<()> {
-            let mut f = std::fs::OpenOptions::new()
-                .write(true)
-                .create_new(true)
-                .mode(0o600)
-                .open(&tmp)?;
-            f.write_all(content.as_bytes())?;
-            f.sync_all()?;
-            std::fs::rename(&tmp, &path)
-        };
-        write().map_err(|e| {
-            let _ = std::fs::remove_file(&tmp);
-            io(&path, e)
-        })?;
+        // NetworkManager ignores keyfiles that others can read, and never reads half a
+        // file; a symlink in the keyfile's place is replaced, its target never written.
+        let path = write_private(dir, name, content.as_bytes())?;
         println!("{}", path.display());
     }
     Ok(())
+}
+
+/// Writes `dir/name` as a new file, mode 0600 from its creation, renamed over what was
+/// there (a file keeps neither its mode nor, if it was a symlink, its target); returns
+/// its path.
+fn write_private(dir: &Path, name: &str, content: &[u8]) -> Result<PathBuf, Error> {
+    use std::os::unix::fs::OpenOptionsExt;
+    let path = dir.join(name);
+    let tmp = dir.join(format!(".{name}.tmp-{}", std::process::id()));
+    let write = || -> std::io::Result<()> {
+        let mut f = std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(0o600)
+            .open(&tmp)?;
+        f.write_all(content)?;
+        f.sync_all()?;
+        std::fs::rename(&tmp, &path)
+    };
+    write().map_err(|e| {
+        let _ = std::fs::remove_file(&tmp);
+        io_error(format!("cannot write {}", path.display()), &e)
+    })?;
+    Ok(path)
 }
 
 fn print(text: &str) -> Result<(), Error> {

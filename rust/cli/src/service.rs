@@ -8,8 +8,6 @@
 //! of the first file that failed, so that systemd shows the unit as failed.
 
 use std::ffi::OsStr;
-use std::io::Write;
-use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -201,26 +199,10 @@ fn report(file: &Path, result: &FileResult) -> (Value, String) {
 /// Writes the record (mode 0600, a new file renamed over the old one); returns its path.
 fn write_record(record: &Value) -> Result<PathBuf, Error> {
     let dir = mptcpstate::apply::namespace_run_dir()?;
-    let path = dir.join(RECORD);
-    let tmp = dir.join(format!(".{RECORD}.tmp-{}", std::process::id()));
-    let text = serde_json::to_string_pretty(record)
+    let mut text = serde_json::to_string_pretty(record)
         .map_err(|e| Error::bug(format!("printing the service record: {e}")))?;
-    let write = || -> std::io::Result<()> {
-        let mut f = std::fs::OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .mode(0o600)
-            .open(&tmp)?;
-        f.write_all(text.as_bytes())?;
-        f.write_all(b"\n")?;
-        f.sync_all()?;
-        std::fs::rename(&tmp, &path)
-    };
-    write().map_err(|e| {
-        let _ = std::fs::remove_file(&tmp);
-        crate::io_error(format!("cannot write {}", path.display()), &e)
-    })?;
-    Ok(path)
+    text.push('\n');
+    crate::write_private(&dir, RECORD, text.as_bytes())
 }
 
 /// Runs the service; `Ok` carries the exit status.
