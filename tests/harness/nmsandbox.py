@@ -449,6 +449,75 @@ shift 3
 exec "$@"
 """
 
+# The same, for a NetworkManager from another root file system (a debootstrap of a
+# newer Debian, scripts/nm-roots.sh): the root gets this namespace's /proc, its
+# read-only /sys, /dev, a tmpfs /run with the private /run/NetworkManager, the private
+# NM directories, and the sandbox's directory at the same path (so the bus socket,
+# the configuration and the keyfile paths are the same inside and out); then NM runs
+# chrooted there. Every mount is in the private mount namespace: the root on disk
+# gets none of them.
+_NM_ROOT_MOUNT_SCRIPT = r"""
+set -e
+r=$1
+mount -o remount,bind,ro /sys
+mount --bind /proc "$r/proc"
+mount --rbind /sys "$r/sys"
+mount -o remount,bind,ro "$r/sys"
+mount --rbind /dev "$r/dev"
+mount -t tmpfs -o mode=0755 nmsandbox-run "$r/run"
+mkdir -p "$r/run/NetworkManager"
+mount --bind "$2" "$r/run/NetworkManager"
+mount --bind "$3" "$r/var/lib/NetworkManager"
+mount --bind "$4" "$r/etc/NetworkManager"
+mount -t tmpfs -o mode=1777 nmsandbox-tmp "$r/tmp"
+mkdir -p "$r$5"
+mount --bind "$5" "$r$5"
+shift 5
+exec chroot "$r" "$@"
+"""
+
+#: Where scripts/nm-roots.sh puts the roots (MPTCPSTATE_NM_ROOTS overrides it).
+NM_ROOTS = os.environ.get("MPTCPSTATE_NM_ROOTS", "/var/cache/mptcpstate/nm-roots")
+#: A finished root holds this file (scripts/nm-roots.sh writes it last).
+NM_ROOT_DONE = ".mptcpstate-root-done"
+
+
+def nm_root_default() -> str | None:
+    """The NetworkManager root a Sandbox uses when none is given: $NMSANDBOX_NM_ROOT
+    (a directory, or a suite name under NM_ROOTS such as `sid`), else None (the
+    machine's own NetworkManager)."""
+    value = os.environ.get("NMSANDBOX_NM_ROOT") or None
+    return resolve_nm_root(value) if value else None
+
+
+def resolve_nm_root(value: str) -> str:
+    """A root directory from a path or a suite name under NM_ROOTS; it must be a
+    finished root holding a NetworkManager."""
+    path = value if "/" in value else os.path.join(NM_ROOTS, value)
+    path = os.path.abspath(path)
+    if not os.path.isfile(os.path.join(path, NM_ROOT_DONE)):
+        raise SandboxError(f"{path} is not a finished NetworkManager root "
+                           f"(no {NM_ROOT_DONE}): build it with scripts/nm-roots.sh")
+    if not os.access(os.path.join(path, "usr/sbin/NetworkManager"), os.X_OK):
+        raise SandboxError(f"{path} holds no usr/sbin/NetworkManager")
+    return path
+
+
+def nm_binary_version(nm_root: str | None = None) -> str:
+    """What `NetworkManager --version` prints: the machine's, or that of a root (run
+    chrooted there)."""
+    cmd = (["chroot", nm_root, "/usr/sbin/NetworkManager", "--version"] if nm_root
+           else [NM_BIN, "--version"])
+    return _run(cmd, timeout=30).stdout.strip()
+
+
+def version_tuple(version: str) -> tuple[int, ...]:
+    """'1.52.1' -> (1, 52, 1); a suffix after the numbers ('1.58.1-dev') is ignored."""
+    m = re.match(r"^(\d+(?:\.\d+)*)", version or "")
+    if not m:
+        raise SandboxError(f"not a version: {version!r}")
+    return tuple(int(x) for x in m.group(1).split("."))
+
 
 # --------------------------------------------------------------------------
 # the sandbox
@@ -485,11 +554,15 @@ class Sandbox:
     def __init__(self, veths: Iterable[str] | None = None, *, count: int | None = None,
                  prefix: str = "eth", nm: bool = True, owner_pid: int | None = None,
                  timeout: float | None = None, log_level: str = "INFO",
-                 supervise: bool = True, auth_polkit: str = "false") -> None:
+                 supervise: bool = True, auth_polkit: str = "false",
+                 nm_root: str | None = None) -> None:
         self._veth_request = _veth_names(veths, count, prefix)
         if auth_polkit not in AUTH_POLKIT:
             raise SandboxError(f"auth-polkit must be one of {', '.join(AUTH_POLKIT)}")
         self.auth_polkit = auth_polkit
+        # None: $NMSANDBOX_NM_ROOT or the machine's NM; "": the machine's NM.
+        self.nm_root = resolve_nm_root(nm_root) if nm_root else (
+            nm_root_default() if nm_root is None and nm else None)
         if timeout is None:  # NM needs ~5 ms per link, several times that on a loaded host
             timeout = DEFAULT_TIMEOUT + 0.05 * len(self._veth_request)
         self.with_nm = nm
@@ -510,6 +583,8 @@ class Sandbox:
     keyfile_dir = property(lambda self: self.state.get("keyfile_dir"))
     nm_log = property(lambda self: self.state.get("nm_log"))
     veths = property(lambda self: list(self.state.get("veths", [])))
+    #: The version the running NetworkManager reports on the bus (its Version property).
+    nm_version = property(lambda self: self.state.get("nm_version"))
     peer_veths = property(lambda self: list(self.state.get("peer_veths", [])))
 
     @property
@@ -545,6 +620,8 @@ class Sandbox:
             "peer_veths": list(st.get("peer_veths", [])),
             "start_seconds": st.get("start_seconds"),
             "auth_polkit": st.get("auth_polkit", "false"),
+            "nm_root": st.get("nm_root"),
+            "nm_version": st.get("nm_version"),
         }
 
     @classmethod
@@ -560,6 +637,7 @@ class Sandbox:
         sb.timeout = DEFAULT_TIMEOUT
         sb.log_level = state.get("log_level", "INFO")
         sb.auth_polkit = state.get("auth_polkit", "false")
+        sb.nm_root = state.get("nm_root")
         sb.supervised = bool(state.get("procs", {}).get("supervisor"))
         sb.state = state
         sb._popens = []
@@ -613,6 +691,8 @@ class Sandbox:
             "supervisor_log": os.path.join(final, "supervisor.log"),
             "log_level": self.log_level,
             "auth_polkit": self.auth_polkit,
+            "nm_root": self.nm_root,
+            "nm_version": None,
             "veths": [],
             "peer_veths": [],
             "owner": owner,
@@ -632,6 +712,7 @@ class Sandbox:
                 self._start_dbus()
                 self._start_nm()
                 self._wait_managed(self.veths, deadline=t0 + self.timeout)
+                self._check_nm_version()
             self.start_seconds = round(time.monotonic() - t0, 3)
             self.state["start_seconds"] = self.start_seconds
             self.state["status"] = "running"
@@ -735,8 +816,12 @@ class Sandbox:
         d = self.dir
         sock = os.path.join(d, "system_bus_socket")
         conf = os.path.join(d, "dbus-system.conf")
+        # NetworkManager's bus policy as its own package ships it.
+        policy = NM_DBUS_POLICY
+        if self.nm_root:
+            policy = os.path.join(self.nm_root, NM_DBUS_POLICY.lstrip("/"))
         with open(conf, "w", encoding="utf-8") as f:
-            f.write(dbus_config(sock))
+            f.write(dbus_config(sock, nm_policy=policy))
         env = _clean_env()
         p = self._popen_logged(
             ["ip", "netns", "exec", self.netns, DBUS_BIN, "--nofork", "--nopidfile",
@@ -766,15 +851,21 @@ class Sandbox:
         conf = os.path.join(d, "NetworkManager.conf")
         with open(conf, "w", encoding="utf-8") as f:
             f.write(nm_config(self.keyfile_dir, self.auth_polkit))
-        for target in ("/var/lib/NetworkManager", "/etc/NetworkManager"):
-            if not os.path.isdir(target):
-                raise SandboxError(f"{target} does not exist: is network-manager installed?")
+        base = self.nm_root or "/"
+        for target in ("var/lib/NetworkManager", "etc/NetworkManager"):
+            if not os.path.isdir(os.path.join(base, target)):
+                raise SandboxError(f"{os.path.join(base, target)} does not exist: "
+                                   f"is network-manager installed?")
+        if self.nm_root:
+            mounts = ["sh", "-c", _NM_ROOT_MOUNT_SCRIPT, "nmsandbox-nm", self.nm_root,
+                      dirs["run"], dirs["var-lib"], dirs["etc"], d, "/usr/sbin/NetworkManager"]
+        else:
+            mounts = ["sh", "-c", _NM_MOUNT_SCRIPT, "nmsandbox-nm",
+                      dirs["run"], dirs["var-lib"], dirs["etc"], NM_BIN]
         cmd = [
             "ip", "netns", "exec", self.netns,
             "unshare", "--mount", "--uts", "--propagation", "private",
-            "sh", "-c", _NM_MOUNT_SCRIPT, "nmsandbox-nm",
-            dirs["run"], dirs["var-lib"], dirs["etc"],
-            NM_BIN, "--debug", f"--log-level={self.log_level}",
+            *mounts, "--debug", f"--log-level={self.log_level}",
             f"--config={conf}",
             f"--config-dir={dirs['conf.d']}",
             f"--system-config-dir={dirs['system-conf.d']}",
@@ -787,6 +878,29 @@ class Sandbox:
         p = self._popen_logged(cmd, self.nm_log, env)
         self.state["procs"]["nm"] = _proc_record(p.pid)
         self._save()
+
+    def _check_nm_version(self) -> None:
+        """Reads the running NetworkManager's Version from the bus and checks it is
+        what its binary says (`NetworkManager --version`, chrooted for a root):
+        the version is read, never assumed."""
+        proc = subprocess.run(
+            ["dbus-send", f"--bus={self.bus_address}", "--print-reply=literal",
+             "--dest=org.freedesktop.NetworkManager", "/org/freedesktop/NetworkManager",
+             "org.freedesktop.DBus.Properties.Get", "string:org.freedesktop.NetworkManager",
+             "string:Version"], capture_output=True, text=True, timeout=30, env=_clean_env())
+        if proc.returncode != 0:
+            raise SandboxError(f"reading NetworkManager's Version: {proc.stderr.strip()}")
+        running = proc.stdout.split()[-1]
+        binary = nm_binary_version(self.nm_root)
+        if running != binary:
+            raise SandboxError(f"the NetworkManager on the bus says {running}, its binary "
+                               f"{self.nm_root or NM_BIN} says {binary}")
+        self.state["nm_version"] = running
+        self._save()
+
+    def nm_version_tuple(self) -> tuple[int, ...]:
+        """nm_version as a tuple of ints, (1, 58, 1)."""
+        return version_tuple(self.nm_version)
 
     def kill_nm(self, sig: int = signal.SIGKILL, timeout: float = 10.0) -> None:
         """Stops this sandbox's NetworkManager with `sig` (SIGKILL by default: no
@@ -838,6 +952,7 @@ class Sandbox:
             timeout = DEFAULT_TIMEOUT + 0.05 * len(self.veths)
         self._start_nm()
         self._wait_managed(self.veths, time.monotonic() + timeout, log_offset=offset)
+        self._check_nm_version()
 
     def restart_nm(self, sig: int = signal.SIGKILL, timeout: float | None = None) -> None:
         """kill_nm(sig), then start_nm()."""
@@ -1159,6 +1274,11 @@ def _parser() -> argparse.ArgumentParser:
                    help="NetworkManager's [main] auth-polkit: false (default, anyone may "
                         "change anything), root-only (only root, as distributions ship NM "
                         "without polkit)")
+    p.add_argument("--nm-root", metavar="DIR",
+                   help="run the NetworkManager of this root file system (chrooted; a "
+                        "directory, or a suite name under $MPTCPSTATE_NM_ROOTS, made by "
+                        "scripts/nm-roots.sh) instead of the machine's (default: "
+                        "$NMSANDBOX_NM_ROOT, else the machine's)")
     p.add_argument("--json", action="store_true", help="print the sandbox as a JSON object")
 
     p = sub.add_parser("restart-nm", help="kill the sandbox's NetworkManager (SIGKILL by "
@@ -1212,7 +1332,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             sb = Sandbox(names, count=args.veths, prefix=args.prefix, nm=not args.no_nm,
                          owner_pid=args.owner_pid if args.owner_pid else os.getppid(),
                          timeout=args.timeout, log_level=args.log_level,
-                         auth_polkit=args.auth_polkit)
+                         auth_polkit=args.auth_polkit, nm_root=args.nm_root)
             sb.start()
             if args.json:
                 print(_json.dumps(sb.info(), indent=None, sort_keys=True))

@@ -353,3 +353,117 @@ def test_thousand_veths():
         info = box.info()
     print(f"\n1000 veths: start {started:.1f} s, total {time.monotonic() - t0:.1f} s")
     assert_gone(info, timeout=5.0)
+
+
+# ------------------------------------------------- a NetworkManager from another root
+
+#: The roots scripts/nm-roots.sh builds (scripts/test.sh builds them before pytest).
+NM_SUITES = ("trixie", "sid")
+
+
+def nm_root_or_skip(suite: str) -> str:
+    try:
+        return nmsandbox.resolve_nm_root(suite)
+    except SandboxError as exc:
+        pytest.skip(f"{exc}")
+
+
+def root_mounts(root: str) -> list[str]:
+    """This mount namespace's mounts in or of the root (the harness makes its own in
+    NM's private mount namespace only)."""
+    with open("/proc/self/mounts", encoding="utf-8") as f:
+        return [line for line in f.read().splitlines()
+                if root in line or "nmsandbox-" in line]
+
+
+@needs_root
+def test_machine_nm_version_is_read_from_the_bus():
+    """Without a root: the machine's NetworkManager, its version read on the bus and
+    equal to what its binary prints."""
+    with Sandbox(["eth1"], nm_root="") as box:
+        binary = subprocess.run(["NetworkManager", "--version"], capture_output=True,
+                                text=True, check=True).stdout.strip()
+        assert box.nm_root is None and box.info()["nm_root"] is None
+        assert box.nm_version == binary == box.info()["nm_version"]
+        assert os.readlink(f"/proc/{box.nm_pid}/root") == "/"
+
+
+@needs_root
+@pytest.mark.parametrize("suite", NM_SUITES)
+def test_nm_from_a_root(suite):
+    """NetworkManager run chrooted in a root made by scripts/nm-roots.sh: it is that
+    root's binary (its /proc/PID/root, exe and version), its version on the bus is what
+    that binary prints and not the machine's, it manages the veths on the private bus,
+    a profile gives its endpoint, a restart keeps the root, and none of its mounts
+    shows outside its mount namespace."""
+    root = nm_root_or_skip(suite)
+    machine = subprocess.run(["NetworkManager", "--version"], capture_output=True,
+                             text=True, check=True).stdout.strip()
+    binary = nmsandbox.nm_binary_version(root)
+    with Sandbox(["eth1", "eth2"], nm_root=root) as box:
+        assert box.nm_root == root and box.info()["nm_root"] == root
+        assert box.nm_version == binary != machine, (box.nm_version, binary, machine)
+        assert os.readlink(f"/proc/{box.nm_pid}/root") == root
+        assert os.readlink(f"/proc/{box.nm_pid}/exe") == f"{root}/usr/sbin/NetworkManager"
+        with open(box.nm_log, encoding="utf-8", errors="replace") as f:
+            assert f"NetworkManager (version {binary})" in f.read()
+        states = dict(line.rsplit(":", 1) for line in
+                      box.nmcli("-t", "-f", "DEVICE,STATE", "device").stdout.splitlines())
+        assert states["eth1"] == states["eth2"] == "disconnected", states
+        box.nmcli("connection", "add", "type", "ethernet", "ifname", "eth1", "con-name", "mp1",
+                  "ipv4.method", "manual", "ipv4.addresses", "192.0.2.2/24",
+                  "ipv6.method", "disabled", "connection.mptcp-flags", "0x38")
+        # The keyfile is where the machine-side harness looks: the same path inside.
+        assert os.path.exists(os.path.join(box.keyfile_dir, "mp1.nmconnection"))
+        box.nmcli("connection", "up", "mp1")
+        eps = box.wait_for(lambda: [e for e in box.endpoints() if e["address"] == "192.0.2.2"],
+                           timeout=10, what="NM's endpoint for 192.0.2.2")
+        assert eps[0]["flags"] == ["signal", "subflow"] and eps[0]["dev"] == "eth1"
+        assert root_mounts(root) == []
+        # ... where NM's own mount namespace has them, /sys read-only.
+        with open(f"/proc/{box.nm_pid}/mounts", encoding="utf-8") as f:
+            nm_mounts = {m.split()[1]: m.split()[3].split(",") for m in f.read().splitlines()}
+        assert "ro" in nm_mounts[f"{root}/sys"], nm_mounts
+        for path in ("proc", "dev", "run", "run/NetworkManager", "etc/NetworkManager",
+                     "var/lib/NetworkManager", box.dir.lstrip("/")):
+            assert f"{root}/{path}" in nm_mounts, (path, sorted(nm_mounts))
+        old = box.nm_pid
+        box.restart_nm()
+        assert box.nm_pid != old and os.readlink(f"/proc/{box.nm_pid}/root") == root
+        assert box.nm_version == binary
+        info = json.loads(cli("info", box.name).stdout)
+        assert info["nm_root"] == root and info["nm_version"] == binary
+    assert root_mounts(root) == []
+
+
+@needs_root
+def test_cli_start_with_nm_root():
+    """`start --nm-root SUITE --json`: the root resolved under the roots' directory, its
+    version in the JSON."""
+    root = nm_root_or_skip(NM_SUITES[-1])
+    info = json.loads(cli("start", "--nm-root", NM_SUITES[-1], "--json",
+                          "--owner-pid", str(os.getpid())).stdout)
+    try:
+        assert info["nm_root"] == root
+        assert info["nm_version"] == nmsandbox.nm_binary_version(root)
+    finally:
+        cli("stop", info["name"])
+    assert_gone(info)
+
+
+def test_unfinished_root_is_refused(tmp_path):
+    """A root without the mark scripts/nm-roots.sh writes last (a build cut short) is
+    refused, naming the script; so is a finished one without NetworkManager."""
+    with pytest.raises(SandboxError, match="not a finished NetworkManager root.*nm-roots.sh"):
+        Sandbox(["eth1"], nm_root=str(tmp_path))
+    (tmp_path / nmsandbox.NM_ROOT_DONE).touch()
+    with pytest.raises(SandboxError, match="holds no usr/sbin/NetworkManager"):
+        Sandbox(["eth1"], nm_root=str(tmp_path))
+
+
+def test_version_tuple():
+    assert nmsandbox.version_tuple("1.58.1") == (1, 58, 1)
+    assert nmsandbox.version_tuple("1.42.4") < nmsandbox.version_tuple("1.52.1")
+    assert nmsandbox.version_tuple("1.57.2-dev") == (1, 57, 2)
+    with pytest.raises(SandboxError):
+        nmsandbox.version_tuple("")
