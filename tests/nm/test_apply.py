@@ -41,7 +41,10 @@ def all_faces(cli: str) -> list[faces.Face]:
     return out
 
 
-FACE_NAMES = ["cli", "python", "c"]
+# MPTCPSTATE_FACES (comma-separated) narrows them: scripts/test.sh runs every face on the
+# machine's NetworkManager and the table through the CLI alone on the newer ones (what
+# differs there is NetworkManager, and the faces are proven equal on the first).
+FACE_NAMES = [f for f in os.environ.get("MPTCPSTATE_FACES", "cli,python,c").split(",") if f]
 
 
 @pytest.fixture(params=FACE_NAMES)
