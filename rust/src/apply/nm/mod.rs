@@ -30,7 +30,7 @@ use crate::nm::checkpoint;
 use crate::nm::dbus::{bounded, nm_error, nm_proxy, Settings, NOT_RUNNING};
 use crate::nm::profile::{self, Profile, Storage};
 use crate::nm::query::{checked_version, connect, ensure_same_namespace};
-use crate::state::{MptcpFlag, NetworkState};
+use crate::state::{MptcpFlag, MptcpFlags, NetworkState};
 use crate::verify::Mode;
 use crate::{log_at, Error, ErrorKind, Log, Result};
 
@@ -63,6 +63,50 @@ impl NmBackend {
 
     fn current<'a>(&'a self, kernel: &'a KernelState) -> Current<'a> {
         Current::new(kernel, &self.ifaces, &self.profiles)
+    }
+
+    /// `laminar` is written through NetworkManager from 1.56 on; an older one ignores bit
+    /// 0x100 of `connection.mptcp-flags`. Refused only where NM has something to do on the
+    /// interface: a state that asks laminar where the kernel holds it already (an endpoint
+    /// made outside NM, `show`'s output applied back) writes nothing and passes on any NM.
+    fn check_laminar(&self, state: &NetworkState, steps: &[Step]) -> Result<()> {
+        if self.version_at_least(NM_LAMINAR_VERSION) {
+            return Ok(());
+        }
+        for step in steps {
+            let Some(iface) = state
+                .interfaces
+                .iter()
+                .find(|i| i.name == step.name && !i.is_going_away())
+            else {
+                continue;
+            };
+            if iface
+                .address_flags()
+                .is_some_and(|f| f.contains(MptcpFlag::Laminar))
+            {
+                return Err(Error::new(
+                    ErrorKind::NotSupported,
+                    format!(
+                        "{}: the laminar flag needs NetworkManager {}.{} or newer (this one \
+                         is {}); apply it in kernel-only mode, or drop laminar",
+                        iface.name, NM_LAMINAR_VERSION.0, NM_LAMINAR_VERSION.1, self.version
+                    ),
+                ));
+            }
+        }
+        Ok(())
+    }
+
+    /// The endpoint flags this NetworkManager gives a profile whose `connection.mptcp-flags`
+    /// is 0 (its default, `enabled,subflow`; `enabled,subflow,laminar` from 1.56), on a
+    /// link with a default route. (A global default in NetworkManager.conf is not read.)
+    fn default_flags(&self) -> MptcpFlags {
+        let mut flags = vec![MptcpFlag::Subflow];
+        if self.version_at_least(NM_LAMINAR_VERSION) {
+            flags.push(MptcpFlag::Laminar);
+        }
+        flags.into_iter().collect()
     }
 
     fn version_at_least(&self, want: (u32, u32)) -> bool {
@@ -303,27 +347,16 @@ impl Backend for NmBackend {
                     ),
                 ));
             }
-            let laminar = iface
-                .address_flags()
-                .is_some_and(|f| f.contains(MptcpFlag::Laminar));
-            if laminar && !self.version_at_least(NM_LAMINAR_VERSION) {
-                return Err(Error::new(
-                    ErrorKind::NotSupported,
-                    format!(
-                        "{}: the laminar flag needs NetworkManager {}.{} or newer (this one \
-                         is {}); apply it in kernel-only mode, or drop laminar",
-                        iface.name, NM_LAMINAR_VERSION.0, NM_LAMINAR_VERSION.1, self.version
-                    ),
-                ));
-            }
         }
         let cur = self.current(view.kernel);
-        plan::prepare(state, &cur, view, log);
+        plan::prepare(state, &cur, view, self.default_flags(), log);
         Ok(())
     }
 
     fn plan(&self, state: &NetworkState, view: &View<'_>, log: &Log) -> Result<NmPlan> {
-        plan::plan(state, &self.current(view.kernel), log).map(NmPlan)
+        let steps = plan::plan(state, &self.current(view.kernel), log)?;
+        self.check_laminar(state, &steps)?;
+        Ok(NmPlan(steps))
     }
 
     async fn begin(

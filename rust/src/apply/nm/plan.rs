@@ -17,7 +17,7 @@ use crate::nm::mptcp::from_nm;
 use crate::nm::profile::{Applied, Profile};
 use crate::nm::query::{NM_DEVICE_STATE_UNAVAILABLE, NM_DEVICE_STATE_UNMANAGED};
 use crate::nm::settings::{changed_keys, desired_settings, get_u32, ETHERNET};
-use crate::state::{Interface, InterfaceState, NetworkState};
+use crate::state::{Interface, InterfaceState, MptcpFlags, NetworkState};
 use crate::verify::{check_interface, Mode};
 use crate::{log_at, Error, ErrorKind, Log, Result};
 
@@ -236,7 +236,21 @@ fn is_subset(a: &serde_json::Value, b: &serde_json::Value) -> bool {
 /// Fits the state to what NetworkManager holds before the live checks: leases and the
 /// kernel's own link-local addresses are dropped from the desired lists, and the view
 /// learns the flags of each profile (what NM keeps where the state gives none).
-pub fn prepare(state: &mut NetworkState, cur: &Current<'_>, view: &mut View<'_>, log: &Log) {
+///
+/// A profile that leaves the flags to NetworkManager (`connection.mptcp-flags` 0) gets
+/// NM's default, `nm_default` (`subflow`; `subflow, laminar` from 1.56), where the link
+/// has a default route. When the kernel holds exactly that on the link (what `show`
+/// reports), the state's `address-flags` equal to it ask for nothing new: they are taken
+/// as the profile's own, and the profile keeps its 0 (writing the same flags as bits
+/// would change the profile for nothing, and `show`'s output applied back must write
+/// nothing).
+pub fn prepare(
+    state: &mut NetworkState,
+    cur: &Current<'_>,
+    view: &mut View<'_>,
+    nm_default: MptcpFlags,
+    log: &Log,
+) {
     for iface in &mut state.interfaces {
         let profile = profile_of(iface, cur);
         let configured: HashSet<IpAddr> = profile.map(profile_addresses).unwrap_or_default();
@@ -247,13 +261,41 @@ pub fn prepare(state: &mut NetworkState, cur: &Current<'_>, view: &mut View<'_>,
             &configured,
             log,
         );
-        if let Some(flags) = profile
-            .and_then(|p| get_u32(&p.settings, "connection", "mptcp-flags"))
-            .and_then(from_nm)
-        {
+        let bits = profile.map(|p| get_u32(&p.settings, "connection", "mptcp-flags").unwrap_or(0));
+        if let Some(flags) = bits.and_then(from_nm) {
             view.hold(&iface.name, flags);
+        } else if bits == Some(0) && kernel_has_default_flags(iface, cur, nm_default) {
+            log_at!(
+                log,
+                Level::Debug,
+                "{}: the profile leaves the flags to NetworkManager, whose default \
+                 ({nm_default}) the kernel holds",
+                iface.name
+            );
+            view.hold(&iface.name, nm_default);
+            if iface.address_flags() == Some(nm_default) {
+                if let Some(m) = iface.mptcp.as_mut() {
+                    m.address_flags = None;
+                }
+            }
         }
     }
+}
+
+/// Whether the link's endpoints are NM's default flags on every eligible address (as
+/// `show` derives `address-flags`).
+fn kernel_has_default_flags(iface: &Interface, cur: &Current<'_>, nm_default: MptcpFlags) -> bool {
+    let Some(link) = cur.link(&iface.name) else {
+        return false;
+    };
+    let shown = crate::query::interface_of(
+        cur.kernel,
+        &crate::query::EndpointIndex::new(cur.kernel),
+        link,
+        InterfaceState::Up,
+        None,
+    );
+    shown.mptcp.and_then(|m| m.address_flags) == Some(nm_default)
 }
 
 /// The static addresses a profile lists.
