@@ -1182,11 +1182,20 @@ def wait_for(predicate: Callable[[], Any], timeout: float = 10.0, interval: floa
 _EP_FLAGS = ("signal", "subflow", "backup", "fullmesh", "implicit", "laminar")
 
 
+# The kernel's endpoint flag bits iproute2 6.1 has no name for: `ip -j` prints them as
+# "rawflags": "HEX" (implicit 0x10, laminar 0x20 since Linux 6.18).
+_EP_RAW_FLAGS = {0x10: "implicit", 0x20: "laminar"}
+
+
 def _normalize_endpoint(e: dict) -> dict:
     out = dict(e)
     flags = e.get("flags")
     if not isinstance(flags, list):
         flags = [k for k in _EP_FLAGS if e.get(k) is True]
+        raw = e.get("rawflags")
+        if isinstance(raw, str):
+            bits = int(raw, 16)
+            flags += [n for b, n in _EP_RAW_FLAGS.items() if bits & b and n not in flags]
     out["flags"] = sorted(flags)
     out.setdefault("dev", None)
     out.setdefault("port", None)

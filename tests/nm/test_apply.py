@@ -11,6 +11,7 @@ import fnmatch
 import json
 import os
 import pathlib
+import re
 import shutil
 import signal
 import subprocess
@@ -31,14 +32,17 @@ SEED = (ROOT / "tests" / "fixtures" / "seed.yml").read_text()
 PEER_V4, PEER_V6 = "198.51.100.1/24", "2001:db8:5::1/64"
 
 
-def all_faces(cli: str) -> list[faces.Face]:
-    out = [faces.CliFace(cli), faces.python_face()]
-    c = faces.c_face()
-    if c is not None:
-        out.append(c)
-    elif os.environ.get("MPTCPSTATE_REQUIRE_NM"):
-        pytest.fail("tests/c/build/apply_face is missing: run `make -C tests/c`")
-    return out
+def make_face(name: str, cli: str) -> faces.Face | None:
+    if name == "cli":
+        return faces.CliFace(cli)
+    if name == "python":
+        return faces.python_face()
+    if name == "c":
+        c = faces.c_face()
+        if c is None and os.environ.get("MPTCPSTATE_REQUIRE_NM"):
+            pytest.fail("tests/c/build/apply_face is missing: run `make -C tests/c`")
+        return c
+    raise AssertionError(f"MPTCPSTATE_FACES: no face {name!r} (cli, python, c)")
 
 
 # MPTCPSTATE_FACES (comma-separated) narrows them: scripts/test.sh runs every face on the
@@ -49,11 +53,10 @@ FACE_NAMES = [f for f in os.environ.get("MPTCPSTATE_FACES", "cli,python,c").spli
 
 @pytest.fixture(params=FACE_NAMES)
 def face(request, cli):
-    wanted = request.param
-    for f in all_faces(cli):
-        if f.name == wanted:
-            return f
-    pytest.skip(f"no {wanted} face built")
+    f = make_face(request.param, cli)
+    if f is None:
+        pytest.skip(f"no {request.param} face built")
+    return f
 
 
 # --- what the system holds -------------------------------------------------------------
@@ -354,7 +357,7 @@ def dry_run_first(sb: Sandbox, spec: dict, step: dict, face: faces.Face, state: 
     if nm_cp_lines is not None:
         assert nm_log_checkpoint_lines(sb) == nm_cp_lines, \
             f"{where}: NetworkManager's log speaks of a checkpoint made by the dry run"
-    kind = step.get("expect", {}).get("kind")
+    kind = step_expect(sb, step).get("kind")
     if kind is None:
         assert dry.kind is None and dry.plan is not None, f"{where}: dry run: {dry}"
     elif kind in PLANNED_ERRORS:
@@ -405,6 +408,23 @@ def roll_back_records(sb: Sandbox, face: faces.Face) -> list[str]:
     return left
 
 
+def nm_version_matches(key: str, version: tuple[int, ...]) -> bool:
+    """`>=1.56` or `<1.56` against the sandbox's NetworkManager version."""
+    m = re.fullmatch(r"(>=|<)(\d+(?:\.\d+)*)", key)
+    assert m, f"expect_nm: not a version key: {key!r}"
+    bound = tuple(int(x) for x in m.group(2).split("."))
+    return version >= bound if m.group(1) == ">=" else version < bound
+
+
+def step_expect(sb: Sandbox, step: dict) -> dict:
+    """The step's expect, or where NetworkManager versions differ (expect_nm), the one for
+    the version the sandbox's NetworkManager reports."""
+    hits = [e for key, e in step.get("expect_nm", {}).items()
+            if nm_version_matches(key, sb.nm_version_tuple())]
+    assert len(hits) <= 1, f"expect_nm: more than one key matches {sb.nm_version}"
+    return hits[0] if hits else step.get("expect", {})
+
+
 def run_case(sb: Sandbox, spec: dict, face: faces.Face) -> None:
     snap = None
     last_cp = None
@@ -441,7 +461,7 @@ def run_case(sb: Sandbox, spec: dict, face: faces.Face) -> None:
             result = faces.Result(0, None, "", None)
         else:
             raise AssertionError(f"{where}: unknown step {step}")
-        check_expect(sb, step.get("expect", {}), result, before, snap, last_cp, where,
+        check_expect(sb, step_expect(sb, step), result, before, snap, last_cp, where,
                      nm_cp_lines)
 
 
