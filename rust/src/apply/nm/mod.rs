@@ -254,8 +254,10 @@ impl NmBackend {
     /// outside NM (`ip addr add`), with a profile NM generated in memory
     /// (`NM_SETTINGS_CONNECTION_FLAG_EXTERNAL`). That profile is nobody's configuration:
     /// such a device holds a state as long as the kernel does, and a change gets a profile
-    /// of its own. NM generates these profiles with `autoconnect` off, so only applied
-    /// profiles with `autoconnect` off are asked (one property read each).
+    /// of its own. NM 1.42 generates these profiles with `autoconnect` off, NM 1.58 with
+    /// it on: the applied profiles asked (one property read each) are those with
+    /// `autoconnect` off and those this library did not make (a profile of its own, its
+    /// UUID derived from the interface's name, is never a generated one).
     async fn mark_external(&mut self) -> Result<()> {
         use crate::nm::dbus::NM_SETTINGS_CONNECTION_FLAG_EXTERNAL;
         let by_uuid: HashMap<String, OwnedObjectPath> = self
@@ -270,10 +272,12 @@ impl NmBackend {
                 let applied = nm.applied.as_ref()?;
                 let autoconnect =
                     crate::nm::settings::get_bool(&applied.settings, "connection", "autoconnect");
-                if autoconnect != Some(false) {
+                let uuid = applied.uuid()?;
+                let ours = uuid == crate::nm::keyfile::profile_uuid(name).to_string();
+                if autoconnect != Some(false) && ours {
                     return None;
                 }
-                Some((name.clone(), by_uuid.get(&applied.uuid()?)?.clone()))
+                Some((name.clone(), by_uuid.get(&uuid)?.clone()))
             })
             .collect();
         let conn = &self.conn;
