@@ -9,7 +9,14 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-step() { printf '\n=== %s\n' "$*"; }
+# Each step's heading says how long the one before took (the suite's budget is 30 min).
+last=$SECONDS
+step() {
+  local now=$SECONDS
+  ((now == 0)) || printf '=== (%d s)\n' "$((now - last))"
+  last=$now
+  printf '\n=== %s\n' "$*"
+}
 
 step "setup"
 bash scripts/setup.sh
@@ -46,4 +53,4 @@ step "pytest: harness, CLI, kernel, on the wire, NetworkManager, Python"
 export MPTCPSTATE_REQUIRE_NM=1 MPTCPSTATE_REQUIRE_KERNEL=1 MPTCPSTATE_REQUIRE_ALL=1
 # The C face of the apply scenarios (tests/nm/test_apply.py) runs under valgrind too.
 MPTCPSTATE_FACE_VALGRIND=1 \
-  python3 -m pytest -q -p no:cacheprovider tests/harness tests/cli tests/kernel tests/wire tests/nm tests/python tests/soak
+  python3 -m pytest -q -p no:cacheprovider --durations=25 tests/harness tests/cli tests/kernel tests/wire tests/nm tests/python tests/soak
