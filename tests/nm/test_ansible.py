@@ -75,24 +75,33 @@ def ansible_env(sb: Sandbox | None, tmp: pathlib.Path, *, collections: str | Non
     return env
 
 
-def play(sb: Sandbox, tmp: pathlib.Path, tasks: list[dict], *args: str) -> list[dict]:
-    """Runs one playbook of `tasks` against localhost (a local connection, this
-    interpreter, inside the sandbox's namespace); returns each task's
-    `{"name", "status", "result"}`."""
+def playbook(tmp: pathlib.Path, tasks: list[dict]) -> list[str]:
+    """The command line of one playbook of `tasks` against localhost (a local connection,
+    this interpreter)."""
     inventory = tmp / "inventory"
     inventory.write_text(f"localhost ansible_connection=local "
                          f"ansible_python_interpreter={sys.executable}\n")
     book = tmp / "play.yml"
     book.write_text(json.dumps([{"hosts": "localhost", "gather_facts": False,
                                  "tasks": tasks}]))
-    proc = sb.run([ansible_playbook(), "-i", str(inventory), str(book), *args],
-                  env=ansible_env(sb, tmp, collections=str(COLLECTIONS)), check=False,
-                  timeout=180)
-    assert proc.stdout.strip(), proc
-    doc = json.loads(proc.stdout)
+    return [ansible_playbook(), "-i", str(inventory), str(book)]
+
+
+def results(tasks: list[dict], stdout: str, stderr: str) -> list[dict]:
+    """Each task's `{"name", "status", "result"}` from the callback's JSON."""
+    assert stdout.strip(), (stdout, stderr)
+    doc = json.loads(stdout)
     got = [t["name"] for t in doc["tasks"]]
-    assert got == [t["name"] for t in tasks], (got, proc.stderr)
+    assert got == [t["name"] for t in tasks], (got, stderr)
     return doc["tasks"]
+
+
+def play(sb: Sandbox, tmp: pathlib.Path, tasks: list[dict]) -> list[dict]:
+    """Runs one playbook of `tasks` inside the sandbox's namespace; returns each task's
+    `{"name", "status", "result"}`."""
+    proc = sb.run(playbook(tmp, tasks), env=ansible_env(sb, tmp, collections=str(COLLECTIONS)),
+                  check=False, timeout=180)
+    return results(tasks, proc.stdout, proc.stderr)
 
 
 def task(name: str, state, **extra) -> dict:
@@ -241,6 +250,42 @@ def test_playbook(mode_name, require_nm, cli, tmp_path):
     finally:
         kern.clean_up(sb, cli, nsdir)
         sb.stop()
+
+
+def test_failed_rollback_is_reported(require_nm, tmp_path):
+    """NetworkManager is SIGKILLed while the module's apply verifies (a verification
+    that cannot succeed): the rollback cannot run, and the task says so, `rollback`
+    `rollback-failed` and `changed` (what was written stays until NetworkManager, started
+    again, brings up the profiles on disk), with the library's message."""
+    ansible_playbook()
+    with Sandbox(["eth1"]) as sb:
+        sb.peer_ip("-6", "addr", "add", f"{DUPLICATE}/64", "dev", sb.peer_veths[0], "nodad")
+        failing = {"interfaces": [dict(ETH1, ipv6={
+            "enabled": True, "address": [{"ip": DUPLICATE, "prefix-length": 64}]})]}
+        tasks = [task("fails verification", failing, verify_timeout=6)]
+        proc = subprocess.Popen(["ip", "netns", "exec", sb.netns, *playbook(tmp_path, tasks)],
+                                env=ansible_env(sb, tmp_path, collections=str(COLLECTIONS)),
+                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        try:
+            cps = sb.wait_for(lambda: nm.checkpoints(sb), timeout=30, what="the checkpoint")
+            # Written: the address is on eth1 (verification follows, or the activation
+            # is about to end).
+            sb.wait_for(lambda: DUPLICATE in nm.addresses(sb, "eth1"), timeout=30,
+                        what="the address written")
+            sb.kill_nm()
+            out, err = proc.communicate(timeout=120)
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+                proc.communicate()
+        (t,) = results(tasks, out, err)
+        r = t["result"]
+        assert t["status"] == "failed", t
+        # Verification's error, or (should NM die before the activation's end) NM's.
+        assert r["kind"] in ("Verification", "NetworkManager"), r
+        assert (r["rollback"], r["changed"]) == ("rollback-failed", True), r
+        assert "the rollback could not run" in r["msg"] and cps[0] in r["msg"], r
+        sb.start_nm()
 
 
 def installed_collection() -> pathlib.Path:
