@@ -29,48 +29,16 @@ usage() {
     exit 2
 }
 
-profile=release
-build=yes
-prefix=
-while [ $# -gt 0 ]; do
-    case "$1" in
-        --profile) [ $# -ge 2 ] || usage; profile=$2; shift 2 ;;
-        --profile=*) profile=${1#--profile=}; shift ;;
-        --no-build) build=no; shift ;;
-        -h|--help) usage ;;
-        -*) echo "install.sh: unknown option $1" >&2; usage ;;
-        *) [ -z "$prefix" ] || usage; prefix=$1; shift ;;
-    esac
-done
-[ -n "$prefix" ] || usage
-
 root=$(cd "$(dirname "$0")/.." && pwd)
-case "$prefix" in
-    /*) ;;
-    *) mkdir -p "$prefix" && prefix=$(cd "$prefix" && pwd) ;;
-esac
+. "$root/scripts/install-common.sh"
 libdir=${LIBDIR:-$prefix/lib}
 includedir=${INCLUDEDIR:-$prefix/include}
 # In the .pc file, the default directories stay relative to ${prefix}, so that
 # `pkg-config --define-prefix` can relocate them.
 pc_libdir=${LIBDIR:-'${exec_prefix}/lib'}
 pc_includedir=${INCLUDEDIR:-'${prefix}/include'}
-destdir=${DESTDIR:-}
-cargo=${CARGO:-cargo}
 
-# cargo puts the dev profile in target/debug, every other profile in target/<name>.
-case "$profile" in
-    dev|debug) profile=dev; outdir=debug ;;
-    *) outdir=$profile ;;
-esac
-target_dir=${CARGO_TARGET_DIR:-$root/target}
-case "$target_dir" in /*) ;; *) target_dir=$root/$target_dir ;; esac
-
-if [ "$build" = yes ]; then
-    "$cargo" build --manifest-path "$root/Cargo.toml" -p mptcpstate-capi --profile "$profile"
-fi
-built=$target_dir/$outdir/libmptcpstate.so
-[ -f "$built" ] || { echo "install.sh: $built not found (build it, or drop --no-build)" >&2; exit 1; }
+install_built mptcpstate-capi libmptcpstate.so
 
 # The version of the crate, e.g. "path+file:///src/capi#mptcpstate-capi@0.1.0" -> 0.1.0.
 pkgid=$("$cargo" pkgid --manifest-path "$root/Cargo.toml" -p mptcpstate-capi)

@@ -22,6 +22,9 @@ python3 -c 'import pytest' 2>/dev/null || py_missing+=(pytest)
 # mypy: tests/python checks the .pyi stubs against the module with mypy's stubtest.
 python3 -c 'import mypy.stubtest' 2>/dev/null || py_missing+=(mypy)
 command -v maturin >/dev/null 2>&1 || python3 -c 'import maturin' 2>/dev/null || py_missing+=("maturin>=1.8,<2")
+# ansible-core: tests/nm/test_ansible.py runs the collection's module with ansible-playbook.
+{ python3 -c 'import ansible.release' 2>/dev/null && command -v ansible-playbook >/dev/null 2>&1; } ||
+  py_missing+=("ansible-core>=2.16,<2.20")
 if ((${#py_missing[@]})); then
   echo "setup: pip installing ${py_missing[*]}"
   python3 -m pip install -q "${py_missing[@]}"

@@ -5,11 +5,19 @@
 #
 # Rust (fmt, clippy, unit + integration tests), the C library under valgrind, the
 # Python package, the CLI, and the tests against a real NetworkManager in private
-# network namespaces (tests/harness). pytest runs last and prints the closing summary.
+# network namespaces (tests/harness), on the machine's NetworkManager and on those of the
+# Debian trixie and sid roots (scripts/nm-roots.sh). pytest runs last.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-step() { printf '\n=== %s\n' "$*"; }
+# Each step's heading says how long the one before took (the suite's budget is 30 min).
+last=$SECONDS
+step() {
+  local now=$SECONDS
+  ((now == 0)) || printf '=== (%d s)\n' "$((now - last))"
+  last=$now
+  printf '\n=== %s\n' "$*"
+}
 
 step "setup"
 bash scripts/setup.sh
@@ -50,7 +58,7 @@ step "pytest: harness, CLI, kernel, on the wire, NetworkManager, Python"
 export MPTCPSTATE_REQUIRE_NM=1 MPTCPSTATE_REQUIRE_KERNEL=1 MPTCPSTATE_REQUIRE_ALL=1
 # The C face of the apply scenarios (tests/nm/test_apply.py) runs under valgrind too.
 MPTCPSTATE_FACE_VALGRIND=1 \
-  python3 -m pytest -q -p no:cacheprovider tests/harness tests/cli tests/kernel tests/wire tests/nm tests/python tests/soak
+  python3 -m pytest -q -p no:cacheprovider --durations=25 tests/harness tests/cli tests/kernel tests/wire tests/nm tests/python tests/soak
 
 # The same apply table, show and round-trip tests on each newer NetworkManager (the
 # harness runs it chrooted in its root: NMSANDBOX_NM_ROOT). The table through the CLI
@@ -61,3 +69,4 @@ for suite in trixie sid; do
     python3 -m pytest -q -p no:cacheprovider tests/nm/test_apply.py::test_table \
     tests/nm/test_show.py tests/nm/test_roundtrip.py tests/nm/test_nm_versions.py
 done
+printf '=== (%d s)\n' "$((SECONDS - last))"

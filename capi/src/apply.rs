@@ -91,18 +91,18 @@ pub unsafe extern "C" fn mptcpstate_apply(
     err_kind: *mut *mut c_char,
     err_msg: *mut *mut c_char,
 ) -> mptcpstate_result {
-    // SAFETY: `state` and the out-parameters are as this function's contract says.
+    // SAFETY: the same contract; a NULL `plan` is allowed and not written.
     unsafe {
-        run_call(log, err_kind, err_msg, |log| {
-            let checkpoint = OutString::new(checkpoint);
-            let flags = Flags::check(flags)?;
-            let state = input(state, "state")?;
-            let outcome = mptcpstate::apply(state, &options(flags, rollback_timeout), log)?;
-            match outcome.checkpoint {
-                Some(path) => checkpoint.set(path),
-                None => Ok(()),
-            }
-        })
+        mptcpstate_apply_plan(
+            flags,
+            state,
+            rollback_timeout,
+            checkpoint,
+            std::ptr::null_mut(),
+            log,
+            err_kind,
+            err_msg,
+        )
     }
 }
 
@@ -156,7 +156,9 @@ pub unsafe extern "C" fn mptcpstate_apply_plan(
             let flags = Flags::check(flags)?;
             let state = input(state, "state")?;
             let outcome = mptcpstate::apply(state, &options(flags, rollback_timeout), log)?;
-            plan.set(outcome.plan.to_json())?;
+            if plan.wanted() {
+                plan.set(outcome.plan.to_json())?;
+            }
             match outcome.checkpoint {
                 Some(path) => checkpoint.set(path),
                 None => Ok(()),

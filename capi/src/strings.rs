@@ -51,6 +51,11 @@ impl OutString {
         Self { target }
     }
 
+    /// Whether the caller asked for this output (gave a non-NULL pointer).
+    pub(crate) fn wanted(&self) -> bool {
+        !self.target.is_null()
+    }
+
     /// For a function's main output, which may not be NULL: `InvalidArgument` if it is.
     pub(crate) fn required(&self, name: &str) -> Result<()> {
         if self.target.is_null() {

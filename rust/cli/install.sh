@@ -22,44 +22,13 @@ usage() {
     exit 2
 }
 
-profile=release
-build=yes
-prefix=
-while [ $# -gt 0 ]; do
-    case "$1" in
-        --profile) [ $# -ge 2 ] || usage; profile=$2; shift 2 ;;
-        --profile=*) profile=${1#--profile=}; shift ;;
-        --no-build) build=no; shift ;;
-        -h|--help) usage ;;
-        -*) echo "install.sh: unknown option $1" >&2; usage ;;
-        *) [ -z "$prefix" ] || usage; prefix=$1; shift ;;
-    esac
-done
-[ -n "$prefix" ] || usage
-
 here=$(cd "$(dirname "$0")" && pwd)
 root=$(cd "$here/../.." && pwd)
-case "$prefix" in
-    /*) ;;
-    *) mkdir -p "$prefix" && prefix=$(cd "$prefix" && pwd) ;;
-esac
+. "$root/scripts/install-common.sh"
 bindir=${BINDIR:-$prefix/bin}
 unitdir=${SYSTEMDUNITDIR:-$prefix/lib/systemd/system}
-destdir=${DESTDIR:-}
-cargo=${CARGO:-cargo}
 
-case "$profile" in
-    dev|debug) profile=dev; outdir=debug ;;
-    *) outdir=$profile ;;
-esac
-target_dir=${CARGO_TARGET_DIR:-$root/target}
-case "$target_dir" in /*) ;; *) target_dir=$root/$target_dir ;; esac
-
-if [ "$build" = yes ]; then
-    "$cargo" build --manifest-path "$root/Cargo.toml" -p mptcpstatectl --profile "$profile"
-fi
-built=$target_dir/$outdir/mptcpstatectl
-[ -f "$built" ] || { echo "install.sh: $built not found (build it, or drop --no-build)" >&2; exit 1; }
+install_built mptcpstatectl mptcpstatectl
 
 install -d "$destdir$bindir" "$destdir$unitdir"
 install -m 0755 "$built" "$destdir$bindir/mptcpstatectl"

@@ -772,3 +772,108 @@ def test_cli_dry_run_plan_and_summary_of_many(cli):
     finally:
         clean_up(sb, cli, nsdir)
         sb.stop()
+
+
+def on_a_terminal(sb: Sandbox, argv: list[str], stdin: str) -> tuple[int, str, str]:
+    """Runs `argv` in the sandbox with its stderr on a pseudo-terminal (the CLI prints
+    its progress and summary there by itself); returns (status, stdout, the terminal's
+    lines with the progress line's carriage returns and erasures taken out)."""
+    import pty
+    import re
+    import threading
+
+    master, slave = pty.openpty()
+    chunks: list[bytes] = []
+
+    def drain():
+        while True:
+            try:
+                data = os.read(master, 65536)
+            except OSError:  # EIO once the last writer is gone
+                return
+            if not data:
+                return
+            chunks.append(data)
+
+    reader = threading.Thread(target=drain, daemon=True)
+    try:
+        proc = subprocess.Popen(["ip", "netns", "exec", sb.netns, *argv], env=sb.env(),
+                                stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=slave)
+        os.close(slave)
+        slave = -1
+        reader.start()
+        out, _ = proc.communicate(stdin.encode(), timeout=120)
+        reader.join(timeout=10)
+    finally:
+        if slave >= 0:
+            os.close(slave)
+        os.close(master)
+    text = re.sub(r"\x1b\[[0-9;]*[A-Za-z]", "", b"".join(chunks).decode())
+    lines = [seg for ln in text.replace("\r\n", "\n").split("\n") for seg in ln.split("\r")]
+    return proc.returncode, out.decode(), [ln for ln in lines if ln]
+
+
+def test_cli_summary_of_300_interfaces(cli):
+    """300 links (veth1..veth300): the summary counts the interfaces by kind of change
+    and names the first three and the last in natural order (veth2 before veth10, unlike
+    string order), on a terminal; `-v` names all 300 in natural order, `--json` gives the
+    whole plan, the dry run's. Kernel-only, no NetworkManager."""
+    _require_root()
+    sb = Sandbox(count=300, prefix="veth", nm=False).start()
+    nsdir = ns_dir(sb)
+    names = [f"veth{k}" for k in range(1, 301)]
+    assert sb.veths == names and sorted(names) != names
+    try:
+        # No IPv6: 300 link-local addresses going through DAD are not what is tested.
+        sb.run(["sysctl", "-qw", "net.ipv6.conf.all.disable_ipv6=1"])
+        limits = sb.mptcp_limits()["subflows"]
+
+        def state(net: int, subflows: int) -> str:
+            ifaces = []
+            for k, n in enumerate(names, start=1):
+                if 5 <= k <= 20:
+                    ifaces.append({"name": n, "state": "down"})
+                    continue
+                iface = {"name": n, "ipv4": {"address": [
+                    {"ip": f"10.{net + k // 200}.{k % 200}.1", "prefix-length": 24}]}}
+                # The kernel keeps 8 endpoints: 4 interfaces get one.
+                iface["mptcp"] = {"address-flags": ["subflow"] if k <= 4 else []}
+                ifaces.append(iface)
+            return json.dumps({"mptcp": {"limits": {"subflows": subflows}},
+                               "interfaces": ifaces})
+
+        first = state(0, limits % 8 + 1)
+        dry = sb.run([cli, "apply", "--kernel", "--dry-run", "--json", "-"], input=first,
+                     check=False)
+        assert dry.returncode == 0, dry.stderr
+        plan = json.loads(dry.stdout)
+        assert [i["name"] for i in plan["interfaces"]] == names
+        kinds = {n: tuple(i["actions"]) for n, i in zip(names, plan["interfaces"])}
+        assert kinds["veth1"] == ("address-added", "endpoint-added"), kinds["veth1"]
+        assert kinds["veth5"] == ("link-down",), kinds["veth5"]
+        assert kinds["veth300"] == ("address-added",), kinds["veth300"]
+
+        # -v: every name, in natural order; --json: the plan the dry run gave.
+        r = sb.run([cli, "-v", "apply", "--kernel", "--json", "-"], input=first, check=False,
+                   timeout=120)
+        assert r.returncode == 0, r.stderr
+        assert json.loads(r.stdout) == {"checkpoint": None, "plan": plan}
+        summary = [ln for ln in r.stderr.splitlines() if ln.startswith("applied: ")]
+        assert summary == ["applied: 300 interfaces (280 addresses changed, 16 set down, "
+                           f"4 endpoints changed: {', '.join(names)}), mptcp.limits changed"], \
+            summary
+
+        # On a terminal, without -v: counts, the first three and the last. Other
+        # addresses everywhere but on the links set down (already down: unchanged).
+        status, out, lines = on_a_terminal(sb, [cli, "apply", "--kernel", "-"],
+                                           state(100, (limits % 8 + 1) % 8 + 1))
+        assert status == 0, lines
+        assert out == ""
+        summary = [ln for ln in lines if ln.startswith("applied: ")]
+        assert summary == ["applied: 284 interfaces (280 addresses changed, 4 endpoints "
+                           "changed: veth1, veth2, veth3, ... veth300), mptcp.limits changed"], \
+            lines
+        assert not pending(nsdir)
+    finally:
+        clean_up(sb, cli, nsdir)
+        sb.stop()
