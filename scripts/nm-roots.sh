@@ -9,7 +9,8 @@
 # Roots go to $MPTCPSTATE_NM_ROOTS (default /var/cache/mptcpstate/nm-roots), one
 # directory per suite, outside the checkout. A finished root is marked with
 # DIR/.mptcpstate-root-done; a root without the mark (an interrupted build) is removed
-# and built again. The Debian mirror is the one this machine's apt uses
+# and built again. A finished root is kept as it is (sid moves on: remove its directory
+# to get the NetworkManager sid has now). The Debian mirror is the one this machine's apt uses
 # (/etc/apt/sources.list*), or $MPTCPSTATE_DEBIAN_MIRROR.
 #
 # Prints one line per root: "nm-root: SUITE DIR NetworkManager VERSION (built in Ns, SIZE)"
