@@ -35,10 +35,20 @@ fn exception_class<'py>(py: Python<'py>, kind: ErrorKind) -> PyResult<Bound<'py,
 }
 
 /// The exception for `err`: its kind's class, with the message alone as its argument
-/// (the kind is the class, and its `.kind` attribute).
+/// (the kind is the class, and its `.kind` attribute), and `.rollback` set when the
+/// apply had written and rolled back.
 pub(crate) fn to_py_err(py: Python<'_>, err: &Error) -> PyErr {
     match exception_class(py, err.kind()) {
-        Ok(class) => PyErr::from_type(class, err.msg().to_string()),
+        Ok(class) => {
+            let e = PyErr::from_type(class, err.msg().to_string());
+            // `rollback`: None unless an apply had written and then rolled back.
+            if let Some(r) = err.rollback() {
+                if let Err(set) = e.value(py).setattr("rollback", r.name()) {
+                    return set;
+                }
+            }
+            e
+        }
         // Only a broken installation gets here; keep the library's message all the same.
         Err(lookup) => PyRuntimeError::new_err(format!(
             "{err} (and the exception class could not be loaded from {ERRORS_MODULE}: {lookup})"

@@ -74,12 +74,31 @@ impl fmt::Display for ErrorKind {
     }
 }
 
+/// What became of a failed apply's writes, when it had made some: every one was undone,
+/// or the undoing failed too (the message says what did not come back).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Rollback {
+    RolledBack,
+    Failed,
+}
+
+impl Rollback {
+    /// The stable name the faces report (Python's `error.rollback`, the Ansible module).
+    pub fn name(self) -> &'static str {
+        match self {
+            Rollback::RolledBack => "rolled-back",
+            Rollback::Failed => "rollback-failed",
+        }
+    }
+}
+
 /// An error of this library: a kind and a message that tells the user what to fix.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("{kind}: {msg}")]
 pub struct Error {
     kind: ErrorKind,
     msg: String,
+    rollback: Option<Rollback>,
 }
 
 impl Error {
@@ -87,7 +106,20 @@ impl Error {
         Self {
             kind,
             msg: msg.into(),
+            rollback: None,
         }
+    }
+
+    /// The error of an apply that had written and then rolled back (or failed to).
+    pub fn with_rollback(mut self, rollback: Rollback) -> Self {
+        self.rollback = Some(rollback);
+        self
+    }
+
+    /// `None` when no rollback ran: the apply failed before its first write (or the
+    /// error is not an apply's).
+    pub fn rollback(&self) -> Option<Rollback> {
+        self.rollback
     }
 
     pub fn invalid(msg: impl Into<String>) -> Self {

@@ -33,7 +33,7 @@ pub use apply::{
     KnobChange, Progress,
 };
 pub use check::{check, CheckOptions, Finding, Report, Severity};
-pub use error::{Error, ErrorKind, Result};
+pub use error::{Error, ErrorKind, Result, Rollback};
 pub use gen_conf::GeneratedConfigs;
 pub use log::{Level, Log, LogRecord};
 pub use query::ShowOptions;

@@ -6,9 +6,10 @@ Usage: face_py.py apply [--kernel] [--no-commit] [--timeout SEC] [--memory-only]
                         (state on stdin)
        face_py.py commit|rollback [CHECKPOINT]
 
-Prints one JSON object: {"code", "kind", "msg", "checkpoint", "log", "plan"} (plan:
-with --dry-run, `apply(dry_run=True)`'s result; with --plan, `apply(with_plan=True)`'s) (log: the call's
-records from the `mptcpstate` logger, at every level). Run inside the sandbox's network
+Prints one JSON object: {"code", "kind", "msg", "checkpoint", "log", "plan"}, and on an
+error "rollback" (the exception's attribute). plan: with --dry-run, `apply(dry_run=True)`'s
+result; with --plan, `apply(with_plan=True)`'s. log: the call's records from the
+`mptcpstate` logger, at every level. Run inside the sandbox's network
 namespace (the library acts on the namespace of its caller).
 """
 import argparse
@@ -72,7 +73,7 @@ def main() -> int:
         else:
             mptcpstate.rollback(a.checkpoint)
     except mptcpstate.MptcpStateError as e:
-        out.update(code=e.code, kind=e.kind, msg=str(e))
+        out.update(code=e.code, kind=e.kind, msg=str(e), rollback=e.rollback)
     out["log"] = keep.records
     print(json.dumps(out))
     return 0

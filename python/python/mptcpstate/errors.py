@@ -13,7 +13,7 @@ These classes are the only definition: the native module raises them by name.
 """
 
 import builtins
-from typing import ClassVar
+from typing import ClassVar, Optional
 
 __all__ = [
     "MptcpStateError",
@@ -34,10 +34,16 @@ class MptcpStateError(Exception):
 
     ``kind`` (str) names the error kind and ``code`` (int) is its stable number; both
     are set by each subclass. ``str(error)`` is the message.
+
+    ``rollback`` says what became of a failed apply's writes: ``None`` when it failed
+    before writing anything, ``"rolled-back"`` when every write was undone, and
+    ``"rollback-failed"`` when undoing failed too (the message says what did not come
+    back).
     """
 
     kind: ClassVar[str]
     code: ClassVar[int]
+    rollback: Optional[str] = None
 
 
 class InvalidArgumentError(MptcpStateError, ValueError):

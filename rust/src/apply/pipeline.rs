@@ -32,7 +32,7 @@ use crate::log::Level;
 use crate::netlink::{self, KernelState, Writer};
 use crate::state::NetworkState;
 use crate::verify::{self, Mode};
-use crate::{log_at, Error, ErrorKind, Log, Result};
+use crate::{log_at, Error, ErrorKind, Log, Result, Rollback};
 
 /// Above this many named interfaces the kernel is read with one dump per object kind
 /// instead of one request per interface.
@@ -399,11 +399,13 @@ async fn fail<B: Backend>(
         Err(_) => writer,
     };
     match roll_back_all(backend, undo, host_undo, writer, log).await {
-        Ok(()) => Error::new(e.kind(), format!("{}; rolled back", e.msg())),
+        Ok(()) => Error::new(e.kind(), format!("{}; rolled back", e.msg()))
+            .with_rollback(Rollback::RolledBack),
         Err(r) => Error::new(
             e.kind(),
             format!("{}; the rollback failed too: {}", e.msg(), r.msg()),
-        ),
+        )
+        .with_rollback(Rollback::Failed),
     }
 }
 

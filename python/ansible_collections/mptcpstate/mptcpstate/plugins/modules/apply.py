@@ -209,9 +209,6 @@ except ImportError:
     HAS_MPTCPSTATE = False
     IMPORT_ERROR = traceback.format_exc()
 
-# The suffixes the library gives the message of a failed apply (rust/src/apply/pipeline.rs).
-ROLLED_BACK = "; rolled back"
-ROLLBACK_FAILED = "; the rollback failed too: "
 
 
 class _Warnings(logging.Handler):
@@ -257,12 +254,9 @@ def plan_diff(plan):
     return out
 
 
-def rollback_of(message):
-    if ROLLBACK_FAILED in message:
-        return "rollback-failed"
-    if message.endswith(ROLLED_BACK):
-        return "rolled-back"
-    return "nothing-written"
+def rollback_of(error):
+    """The exception's `rollback` (None: the apply failed before its first write)."""
+    return getattr(error, "rollback", None) or "nothing-written"
 
 
 def main():
@@ -309,7 +303,7 @@ def main():
         for w in warnings.messages:
             module.warn(w)
         message = str(e)
-        rollback = rollback_of(message)
+        rollback = rollback_of(e)
         module.fail_json(
             msg="%s: %s" % (e.kind, message),
             kind=e.kind, code=e.code, error=message, rollback=rollback,
