@@ -2,7 +2,8 @@
 
 The scenarios are one table, tests/fixtures/apply/kernel_cases.json, run through the CLI
 (`apply --kernel`), the Python package (`kernel_only=True`) and the C library
-(`MPTCPSTATE_FLAG_KERNEL_ONLY`, under valgrind with MPTCPSTATE_FACE_VALGRIND=1), each
+(`MPTCPSTATE_FLAG_KERNEL_ONLY`, under valgrind with MPTCPSTATE_FACE_VALGRIND, see
+tests/nm/faces.py), each
 case in a fresh sandbox without NetworkManager and without a bus. Scenarios that watch
 the system while an apply runs, or that need a process killed or interrupted, follow the
 table (CLI and Python).

@@ -155,6 +155,10 @@ class CliFace(Face):
         )
 
 
+# The kinds of C-face call that have run under valgrind (JsonFace._under_valgrind).
+_VALGRIND_SEEN: set = set()
+
+
 class JsonFace(Face):
     """A helper program that prints {"code", "kind", "msg", "checkpoint"} as JSON."""
 
@@ -165,12 +169,26 @@ class JsonFace(Face):
         self.kernel = kernel
         self.has_verify_timeout = has_verify_timeout
         self.valgrind = valgrind
+        self.valgrind_all = os.environ.get("MPTCPSTATE_FACE_VALGRIND") == "all"
 
     def argv(self, cmd: str) -> list[str]:
         return self.prefix + [cmd]
 
+    def _under_valgrind(self, argv: list[str]) -> bool:
+        """Every call with MPTCPSTATE_FACE_VALGRIND=all; else the first of each kind (the
+        verb and its flags, without the checkpoint path) in this pytest process: the C
+        boundary code a call goes through is the same whatever the state, and the C
+        tests (tests/c) run every entry point and error path under valgrind."""
+        if self.valgrind_all:
+            return True
+        key = (self.kernel, tuple(a for a in argv[len(self.prefix):] if not a.startswith("/")))
+        if key in _VALGRIND_SEEN:
+            return False
+        _VALGRIND_SEEN.add(key)
+        return True
+
     def run(self, sb, argv: list[str], input: str | None = None):
-        if not self.valgrind:
+        if not self.valgrind or not self._under_valgrind(argv):
             return super().run(sb, argv, input)
         # valgrind writes to a file of its own: the rollback timer a no-commit apply forks
         # lives on under valgrind with valgrind's descriptors, and would hold a pipe to
@@ -195,6 +213,12 @@ class JsonFace(Face):
             raise AssertionError(
                 f"{self.name} face printed no result (exit {proc.returncode}):\n"
                 f"{proc.stdout}\n{proc.stderr}") from None
+        if "rollback" in out:
+            # The Python face: the exception's `rollback` says what its message says.
+            msg = out["msg"] or ""
+            said = ("rollback-failed" if "; the rollback failed too: " in msg
+                    else "rolled-back" if msg.endswith("; rolled back") else None)
+            assert out["rollback"] == said, f"rollback={out['rollback']!r} for: {msg}"
         return Result(out["code"], out["kind"], out["msg"] or "", out["checkpoint"],
                       _log_lines(out.get("log")), out.get("plan"))
 
@@ -206,7 +230,8 @@ def python_face(kernel: bool = False) -> Face:
 
 def c_face(kernel: bool = False) -> Face | None:
     """tests/c's apply_face program (built into build/c by `make -C tests/c`), under
-    valgrind when MPTCPSTATE_FACE_VALGRIND is set. A no-commit apply forks the rollback
+    valgrind when MPTCPSTATE_FACE_VALGRIND is set (`all`: every call; else the first of
+    each kind of call, see JsonFace._under_valgrind). A no-commit apply forks the rollback
     timer, which lives on under valgrind: `--child-silent-after-fork` keeps valgrind's
     report of it (and of the short-lived process between, which sees as lost what the
     threads it does not have held) out of the result."""
