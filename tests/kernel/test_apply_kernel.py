@@ -297,10 +297,6 @@ def test_table(case, face, cli):
 PLANNED_ERRORS = {"InvalidArgument", "NotSupported", "Busy"}
 
 
-def is_empty_plan(plan: dict | None) -> bool:
-    return plan is not None and not plan["interfaces"] and not plan["host"]
-
-
 def dry_run_first(sb: Sandbox, step: dict, face: faces.Face, state: str, opts: dict,
                   before: dict, nsdir: str, where: str) -> faces.Result:
     """Before each apply step: the same state and options as a dry run through the same
@@ -312,11 +308,7 @@ def dry_run_first(sb: Sandbox, step: dict, face: faces.Face, state: str, opts: d
     assert dry.checkpoint is None, f"{where}: dry run: {dry}"
     assert snapshot(sb) == before, f"{where}: the dry run changed the kernel"
     assert records(nsdir) == pending, f"{where}: the dry run left a record"
-    kind = step.get("expect", {}).get("kind")
-    if kind is None:
-        assert dry.kind is None and dry.plan is not None, f"{where}: dry run: {dry}"
-    elif kind in PLANNED_ERRORS:
-        assert dry.kind == kind, f"{where}: dry run: {dry}"
+    faces.check_dry_run_result(dry, step.get("expect", {}).get("kind"), PLANNED_ERRORS, where)
     return dry
 
 
@@ -327,7 +319,7 @@ def check_plan(sb: Sandbox, dry: faces.Result, result: faces.Result, before: dic
     if result.kind is not None or dry.kind is not None:
         return
     assert dry.plan == result.plan, f"{where}: dry run {dry.plan}, apply {result.plan}"
-    if is_empty_plan(result.plan):
+    if faces.is_empty_plan(result.plan):
         assert snapshot(sb) == before, f"{where}: an empty plan, yet the kernel changed"
         assert result.checkpoint is None, f"{where}: an empty plan left {result.checkpoint}"
 

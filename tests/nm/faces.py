@@ -246,3 +246,18 @@ def c_face(kernel: bool = False) -> Face | None:
         valgrind = ["valgrind", "-q", "--leak-check=full", "--errors-for-leak-kinds=definite",
                     "--error-exitcode=99", "--child-silent-after-fork=yes"]
     return JsonFace("c", [str(path)], kernel, has_verify_timeout=False, valgrind=valgrind)
+
+
+def is_empty_plan(plan: dict | None) -> bool:
+    """A plan that changes nothing (a dry run's or an apply's)."""
+    return plan is not None and not plan["interfaces"] and not plan["host"]
+
+
+def check_dry_run_result(dry: Result, kind: str | None, planned_errors: set[str],
+                         where: str) -> None:
+    """A dry run of a step the apply passes gives a plan; of a step that fails with one of
+    `planned_errors` (found before anything is written), the same error."""
+    if kind is None:
+        assert dry.kind is None and dry.plan is not None, f"{where}: dry run: {dry}"
+    elif kind in planned_errors:
+        assert dry.kind == kind, f"{where}: dry run: {dry}"

@@ -322,10 +322,6 @@ def test_table(case, face, require_nm):
 PLANNED_ERRORS = {"InvalidArgument", "NotSupported"}
 
 
-def is_empty_plan(plan: dict | None) -> bool:
-    return plan is not None and not plan["interfaces"] and not plan["host"]
-
-
 def dry_run_first(sb: Sandbox, spec: dict, step: dict, face: faces.Face, state: str,
                   before: dict, nm_cp_lines: int | None, where: str,
                   opts: dict) -> faces.Result:
@@ -357,11 +353,7 @@ def dry_run_first(sb: Sandbox, spec: dict, step: dict, face: faces.Face, state: 
     if nm_cp_lines is not None:
         assert nm_log_checkpoint_lines(sb) == nm_cp_lines, \
             f"{where}: NetworkManager's log speaks of a checkpoint made by the dry run"
-    kind = step_expect(sb, step).get("kind")
-    if kind is None:
-        assert dry.kind is None and dry.plan is not None, f"{where}: dry run: {dry}"
-    elif kind in PLANNED_ERRORS:
-        assert dry.kind == kind, f"{where}: dry run: {dry}"
+    faces.check_dry_run_result(dry, step_expect(sb, step).get("kind"), PLANNED_ERRORS, where)
     return dry
 
 
@@ -393,10 +385,10 @@ def check_plan(sb: Sandbox, spec: dict, dry: faces.Result, result: faces.Result,
             f"{where}: dry run {dry.plan}, apply {result.plan}"
     else:
         assert dry.plan == result.plan, f"{where}: dry run {dry.plan}, apply {result.plan}"
-        if is_empty_plan(result.plan):
+        if faces.is_empty_plan(result.plan):
             assert without_dad(snapshot(sb)) == without_dad(before), \
                 f"{where}: an empty plan, yet the system changed"
-    if is_empty_plan(result.plan):
+    if faces.is_empty_plan(result.plan):
         assert result.checkpoint is None, f"{where}: an empty plan left {result.checkpoint}"
 
 
