@@ -558,6 +558,7 @@ fn update_if_changed(iface: &Interface, p: &Profile, nm: &NmIface) -> Option<Wri
 mod tests {
     use super::*;
     use crate::nm::deactivation::NM_DEVICE_STATE_DISCONNECTED;
+    use crate::state::MptcpFlag;
     use crate::testkit::{state, two_links_six_endpoints as kernel};
 
     fn plan_of(
@@ -741,5 +742,61 @@ mod tests {
             unreachable!()
         };
         assert_eq!(get_u32(s, "connection", "mptcp-flags"), Some(0x38));
+    }
+
+    /// eth2 of the testkit kernel (six addresses, each a `subflow` endpoint) with a profile
+    /// that leaves the flags to NetworkManager (`connection.mptcp-flags` 0).
+    fn default_flags_profile() -> (KernelState, HashMap<String, NmIface>, Profile) {
+        let k = kernel();
+        let nm = managed(&["eth2"]);
+        let iface = state("interfaces:\n- name: eth2\n  ipv4: {address: [{ip: 198.51.100.1, prefix-length: 24}]}\n");
+        let mut settings = desired_settings(&iface.interfaces[0], None);
+        settings.get_mut("connection").unwrap().insert(
+            "mptcp-flags".into(),
+            zbus::zvariant::Value::from(0u32).try_into().unwrap(),
+        );
+        let profile = Profile {
+            path: OwnedObjectPath::try_from("/org/freedesktop/NetworkManager/Settings/2").unwrap(),
+            settings,
+        };
+        (k, nm, profile)
+    }
+
+    #[test]
+    fn flags_left_to_nm_read_as_nm_s_default_where_the_kernel_holds_it() {
+        let (k, nm, profile) = default_flags_profile();
+        let profiles = [profile];
+        let cur = Current::new(&k, &nm, &profiles);
+        let log = Log::new();
+        let ip: IpAddr = "198.51.100.1".parse().unwrap();
+        let subflow: MptcpFlags = [MptcpFlag::Subflow].into_iter().collect();
+        let with_laminar: MptcpFlags = [MptcpFlag::Subflow, MptcpFlag::Laminar]
+            .into_iter()
+            .collect();
+        let asked = "interfaces:\n- name: eth2\n  mptcp: {address-flags: [subflow]}\n";
+
+        // NM < 1.56 (default `subflow`), the kernel holds it: the state's equal flags are
+        // the profile's own (nothing to write), and the view holds the default.
+        let mut st = state(asked);
+        let mut view = View::new(&k, Mode::NetworkManager);
+        prepare(&mut st, &cur, &mut view, subflow, &log);
+        assert_eq!(st.interfaces[0].address_flags(), None);
+        assert_eq!(view.flags_after(&st.interfaces[0], ip), Some(subflow));
+
+        // NM >= 1.56 (default `subflow, laminar`), the kernel holds `subflow` only: not
+        // NM's default, so the state's flags stay and nothing is held for the profile.
+        let mut st = state(asked);
+        let mut view = View::new(&k, Mode::NetworkManager);
+        prepare(&mut st, &cur, &mut view, with_laminar, &log);
+        assert_eq!(st.interfaces[0].address_flags(), Some(subflow));
+        let bare = state("interfaces:\n- name: eth2\n");
+        assert_eq!(view.flags_after(&bare.interfaces[0], ip), None);
+
+        // Other flags than the default asked: they stay, to be written.
+        let mut st = state("interfaces:\n- name: eth2\n  mptcp: {address-flags: [signal]}\n");
+        let mut view = View::new(&k, Mode::NetworkManager);
+        prepare(&mut st, &cur, &mut view, subflow, &log);
+        let signal: MptcpFlags = [MptcpFlag::Signal].into_iter().collect();
+        assert_eq!(st.interfaces[0].address_flags(), Some(signal));
     }
 }
