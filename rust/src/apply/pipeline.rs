@@ -16,6 +16,7 @@
 //!    `rollback_timeout`); or, on any failure or interruption, roll back everything and
 //!    return the first error.
 
+use std::collections::HashMap;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 
@@ -138,15 +139,22 @@ fn describe<P: Plan>(
     host: Option<&host::HostChange>,
 ) -> ApplyPlan {
     let index = crate::query::EndpointIndex::new(kernel);
+    let links: HashMap<&str, &crate::netlink::Link> =
+        kernel.links.iter().map(|l| (l.name.as_str(), l)).collect();
+    let mut named: HashMap<&str, &crate::state::Interface> = HashMap::new();
+    for i in &state.interfaces {
+        named.entry(i.name.as_str()).or_insert(i);
+    }
     let mut interfaces: Vec<InterfaceChange> = plan
         .actions()
         .into_iter()
         .map(|(name, actions)| {
-            let (before, after) = state
-                .interfaces
-                .iter()
-                .find(|i| i.name == name)
-                .map(|i| report::differing_keys(i, kernel, &index))
+            let (before, after) = named
+                .get(name.as_str())
+                .map(|i| {
+                    let link = links.get(name.as_str()).copied();
+                    report::differing_keys(i, link, kernel, &index)
+                })
                 .unwrap_or_default();
             InterfaceChange {
                 name,

@@ -17,7 +17,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
 use super::host::HostChange;
-use crate::netlink::KernelState;
+use crate::netlink::{KernelState, Link};
 use crate::query::{interface_of, EndpointIndex};
 use crate::state::{Interface, InterfaceState};
 
@@ -211,10 +211,12 @@ pub fn natural_cmp(a: &str, b: &str) -> Ordering {
     }
 }
 
-/// The keys of `iface` (as the state gives them) that differ from what the kernel has:
-/// `(before, after)` by dotted schema names.
+/// The keys of `iface` (as the state gives them) that differ from what the kernel has on
+/// its `link` (`None`: the kernel has no such link): `(before, after)` by dotted schema
+/// names.
 pub fn differing_keys(
     iface: &Interface,
+    link: Option<&Link>,
     kernel: &KernelState,
     index: &EndpointIndex,
 ) -> (Map<String, Value>, Map<String, Value>) {
@@ -223,10 +225,7 @@ pub fn differing_keys(
     let Ok(Value::Object(desired)) = serde_json::to_value(iface) else {
         return (before, after);
     };
-    let shown = kernel
-        .links
-        .iter()
-        .find(|l| l.name == iface.name)
+    let shown = link
         .map(|link| {
             let st = if link.is_up() {
                 InterfaceState::Up
@@ -377,7 +376,12 @@ mod tests {
         let st = testkit::state(
             "interfaces:\n- name: eth1\n  mptcp: {address-flags: [signal]}\n  ipv4: {address: [{ip: 192.0.2.2, prefix-length: 24}]}\n",
         );
-        let (before, after) = differing_keys(&st.interfaces[0], &k, &EndpointIndex::new(&k));
+        let (before, after) = differing_keys(
+            &st.interfaces[0],
+            k.links.iter().find(|l| l.name == st.interfaces[0].name),
+            &k,
+            &EndpointIndex::new(&k),
+        );
         assert_eq!(
             after.keys().collect::<Vec<_>>(),
             ["mptcp.address-flags"],

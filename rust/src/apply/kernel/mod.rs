@@ -53,15 +53,6 @@ impl Plan for KernelPlan {
         self.0
             .iter()
             .map(|p| {
-                let mut a = Vec::new();
-                let mut push = |x: Action| {
-                    if !a.contains(&x) {
-                        a.push(x);
-                    }
-                };
-                if p.link_up == Some(true) {
-                    push(Action::LinkUp);
-                }
                 // A deleted endpoint whose address gets a new one is replaced.
                 let readded: HashSet<std::net::IpAddr> =
                     p.add_endpoints.iter().map(|e| e.address).collect();
@@ -71,33 +62,23 @@ impl Plan for KernelPlan {
                     .map(|e| e.address)
                     .filter(|ip| readded.contains(ip))
                     .collect();
-                if p.del_endpoints
-                    .iter()
-                    .any(|e| !replaced.contains(&e.address))
-                {
-                    push(Action::EndpointRemoved);
-                }
-                if !p.del_addresses.is_empty() {
-                    push(Action::AddressRemoved);
-                }
-                if !p.add_addresses.is_empty() {
-                    push(Action::AddressAdded);
-                }
-                if !replaced.is_empty() {
-                    push(Action::EndpointReplaced);
-                }
-                if p.add_endpoints
-                    .iter()
-                    .any(|e| !replaced.contains(&e.address))
-                {
-                    push(Action::EndpointAdded);
-                }
-                if !p.set_flags.is_empty() {
-                    push(Action::EndpointFlagsChangedInPlace);
-                }
-                if p.link_up == Some(false) {
-                    push(Action::LinkDown);
-                }
+                let not_replaced = |eps: &[crate::netlink::Endpoint]| {
+                    eps.iter().any(|e| !replaced.contains(&e.address))
+                };
+                // In the order they happen; each at most once.
+                let a: Vec<Action> = [
+                    (p.link_up == Some(true), Action::LinkUp),
+                    (not_replaced(&p.del_endpoints), Action::EndpointRemoved),
+                    (!p.del_addresses.is_empty(), Action::AddressRemoved),
+                    (!p.add_addresses.is_empty(), Action::AddressAdded),
+                    (!replaced.is_empty(), Action::EndpointReplaced),
+                    (not_replaced(&p.add_endpoints), Action::EndpointAdded),
+                    (!p.set_flags.is_empty(), Action::EndpointFlagsChangedInPlace),
+                    (p.link_up == Some(false), Action::LinkDown),
+                ]
+                .into_iter()
+                .filter_map(|(happens, action)| happens.then_some(action))
+                .collect();
                 (p.name.clone(), a)
             })
             .collect()

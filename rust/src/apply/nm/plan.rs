@@ -17,6 +17,7 @@ use crate::nm::mptcp::from_nm;
 use crate::nm::profile::{Applied, Profile};
 use crate::nm::query::{NM_DEVICE_STATE_UNAVAILABLE, NM_DEVICE_STATE_UNMANAGED};
 use crate::nm::settings::{changed_keys, desired_settings, get_u32, ETHERNET};
+use crate::query::{interface_of, EndpointIndex};
 use crate::state::{Interface, InterfaceState, MptcpFlags, NetworkState};
 use crate::verify::{check_interface, Mode};
 use crate::{log_at, Error, ErrorKind, Log, Result};
@@ -96,6 +97,8 @@ pub struct Current<'a> {
     /// listed or only those of the named interfaces were read.
     by_ifname: HashMap<String, Vec<&'a Profile>>,
     links: HashMap<&'a str, &'a Link>,
+    /// The kernel's endpoints by address, for deriving an interface as `show` does.
+    endpoints: EndpointIndex,
 }
 
 impl<'a> Current<'a> {
@@ -123,6 +126,7 @@ impl<'a> Current<'a> {
             by_uuid,
             by_ifname,
             links: kernel.links.iter().map(|l| (l.name.as_str(), l)).collect(),
+            endpoints: EndpointIndex::new(kernel),
         }
     }
 
@@ -201,13 +205,7 @@ pub fn check_ignored(state: &NetworkState, nm: &HashMap<String, NmIface>) -> Res
 /// `autoconnect` or the IP sections of an inactive profile, which `show` does not read.
 /// A state that says more (flags or addresses for the profile) writes the profile.
 fn down_holds_as_shown(iface: &Interface, cur: &Current<'_>, link: &Link) -> bool {
-    let shown = crate::query::interface_of(
-        cur.kernel,
-        &crate::query::EndpointIndex::new(cur.kernel),
-        link,
-        InterfaceState::Down,
-        None,
-    );
+    let shown = interface_of(cur.kernel, &cur.endpoints, link, InterfaceState::Down, None);
     let (Ok(mut desired), Ok(shown)) = (serde_json::to_value(iface), serde_json::to_value(&shown))
     else {
         return false;
@@ -288,13 +286,7 @@ fn kernel_has_default_flags(iface: &Interface, cur: &Current<'_>, nm_default: Mp
     let Some(link) = cur.link(&iface.name) else {
         return false;
     };
-    let shown = crate::query::interface_of(
-        cur.kernel,
-        &crate::query::EndpointIndex::new(cur.kernel),
-        link,
-        InterfaceState::Up,
-        None,
-    );
+    let shown = interface_of(cur.kernel, &cur.endpoints, link, InterfaceState::Up, None);
     shown.mptcp.and_then(|m| m.address_flags) == Some(nm_default)
 }
 
@@ -615,19 +607,31 @@ mod tests {
     fn down_device_with_inactive_profile() -> (KernelState, HashMap<String, NmIface>, Profile) {
         let k = crate::testkit::kernel(vec![crate::testkit::link(2, "eth5")], vec![], vec![]);
         let nm = managed(&["eth5"]);
-        let iface = state(
+        let profile = profile_with(
             "interfaces:\n- name: eth5\n  ipv4: {address: [{ip: 198.51.100.5, prefix-length: 24}]}\n",
+            5,
+            "autoconnect",
+            zbus::zvariant::Value::from(true),
         );
-        let mut settings = desired_settings(&iface.interfaces[0], None);
-        settings.get_mut("connection").unwrap().insert(
-            "autoconnect".into(),
-            zbus::zvariant::Value::from(true).try_into().unwrap(),
-        );
-        let profile = Profile {
-            path: OwnedObjectPath::try_from("/org/freedesktop/NetworkManager/Settings/5").unwrap(),
-            settings,
-        };
         (k, nm, profile)
+    }
+
+    /// The profile this library writes for the one interface of `yaml`, at Settings/`n`,
+    /// with `connection.<key>` set to `value`.
+    fn profile_with(yaml: &str, n: u32, key: &str, value: zbus::zvariant::Value) -> Profile {
+        let iface = state(yaml);
+        let mut settings = desired_settings(&iface.interfaces[0], None);
+        settings
+            .get_mut("connection")
+            .unwrap()
+            .insert(key.into(), value.try_into().unwrap());
+        Profile {
+            path: OwnedObjectPath::try_from(format!(
+                "/org/freedesktop/NetworkManager/Settings/{n}"
+            ))
+            .unwrap(),
+            settings,
+        }
     }
 
     #[test]
@@ -749,16 +753,12 @@ mod tests {
     fn default_flags_profile() -> (KernelState, HashMap<String, NmIface>, Profile) {
         let k = kernel();
         let nm = managed(&["eth2"]);
-        let iface = state("interfaces:\n- name: eth2\n  ipv4: {address: [{ip: 198.51.100.1, prefix-length: 24}]}\n");
-        let mut settings = desired_settings(&iface.interfaces[0], None);
-        settings.get_mut("connection").unwrap().insert(
-            "mptcp-flags".into(),
-            zbus::zvariant::Value::from(0u32).try_into().unwrap(),
+        let profile = profile_with(
+            "interfaces:\n- name: eth2\n  ipv4: {address: [{ip: 198.51.100.1, prefix-length: 24}]}\n",
+            2,
+            "mptcp-flags",
+            zbus::zvariant::Value::from(0u32),
         );
-        let profile = Profile {
-            path: OwnedObjectPath::try_from("/org/freedesktop/NetworkManager/Settings/2").unwrap(),
-            settings,
-        };
         (k, nm, profile)
     }
 
