@@ -672,6 +672,13 @@ def test_networkmanager_of_another_namespace_is_not_this_ones(cli):
             r = sb.peer_run([cli, "show"], check=False)
             assert r.returncode == 4, r.stderr
             assert "runs in another network namespace" in r.stderr, r.stderr
+            # An apply through it is refused too (NM's namespace is asked beside the
+            # reads), and NM is left as it was.
+            profiles = sorted(os.listdir(sb.keyfile_dir))
+            r = sb.peer_run([cli, "apply", "-"], input=state, check=False)
+            assert r.returncode == 4, r.stderr
+            assert "runs in another network namespace" in r.stderr, r.stderr
+            assert sorted(os.listdir(sb.keyfile_dir)) == profiles
             r = sb.peer_run([cli, "-v", "check", "--json"], check=False)
             assert r.returncode in (0, 10), r.stderr
             assert "another network namespace" in r.stderr, r.stderr

@@ -166,7 +166,7 @@ pub async fn finish(verb: Verb, given: Option<&str>, log: &Log) -> Result<Option
                     match verb {
                         Verb::Commit => super::nm::destroy_checkpoint(&conn, &cp).await?,
                         Verb::Rollback => {
-                            let mut b = super::nm::NmBackend::connect().await?;
+                            let mut b = super::nm::NmBackend::connect_checked().await?;
                             let undo = super::nm::NmUndo::of_checkpoint(&cp);
                             let mut writer = crate::netlink::Writer::open()?;
                             use super::pipeline::Backend as _;

@@ -443,7 +443,7 @@ pub(super) async fn roll_back_record(claimed: &Claimed, log: &Log) -> Result<()>
             roll_back_all(&mut b, undo, &rec.host, &mut writer, log).await
         }
         BackendName::NetworkManager => {
-            let mut b = super::nm::NmBackend::connect().await?;
+            let mut b = super::nm::NmBackend::connect_checked().await?;
             let undo = from_record(rec)?;
             roll_back_all(&mut b, undo, &rec.host, &mut writer, log).await
         }

@@ -195,11 +195,22 @@ pub async fn applied(conn: &zbus::Connection, device: &ObjectPath<'_>) -> Result
 
 /// The profile with that UUID, `None` when NM has none.
 pub async fn profile_by_uuid(conn: &zbus::Connection, uuid: &str) -> Result<Option<Profile>> {
+    match profile_path_by_uuid(conn, uuid).await? {
+        Some(path) => get_profile(conn, path).await,
+        None => Ok(None),
+    }
+}
+
+/// The D-Bus path of the profile of `uuid`, `None` when NM has none.
+pub async fn profile_path_by_uuid(
+    conn: &zbus::Connection,
+    uuid: &str,
+) -> Result<Option<OwnedObjectPath>> {
     let settings = nm_settings_proxy(conn)
         .await
         .map_err(|e| nm_error("NetworkManager settings", e))?;
     match settings.get_connection_by_uuid(uuid).await {
-        Ok(path) => get_profile(conn, path).await,
+        Ok(path) => Ok(Some(path)),
         // NM 1.42: `org.freedesktop.NetworkManager.Settings.InvalidConnection` ("No
         // connection with the UUID was found.").
         Err(e) if error_name(&e).is_some_and(|n| n.ends_with(".InvalidConnection")) => Ok(None),

@@ -45,20 +45,24 @@ pub struct NmBackend {
 }
 
 impl NmBackend {
-    /// Connects to the system bus and checks NM's version.
+    /// Connects to the system bus. What NetworkManager is (its namespace, its version) is
+    /// asked by [`Backend::read`], beside the reads (one round trip less), or by
+    /// [`NmBackend::connect_checked`] where nothing is read first.
     pub async fn connect() -> Result<Self> {
-        let conn = connect().await?;
-        ensure_same_namespace(&conn).await?;
-        let nm = nm_proxy(&conn)
-            .await
-            .map_err(|e| nm_error("NetworkManager", e))?;
-        let version = checked_version(&nm).await?;
         Ok(NmBackend {
-            conn,
-            version,
+            conn: connect().await?,
+            version: String::new(),
             ifaces: HashMap::new(),
             profiles: Vec::new(),
         })
+    }
+
+    /// Connects, and checks that NM runs in this namespace and is new enough (a rollback,
+    /// which reads nothing before it writes).
+    pub async fn connect_checked() -> Result<Self> {
+        let mut b = Self::connect().await?;
+        b.version = check_nm(&b.conn).await?;
+        Ok(b)
     }
 
     fn current<'a>(&'a self, kernel: &'a KernelState) -> Current<'a> {
@@ -294,6 +298,18 @@ impl NmBackend {
     }
 }
 
+/// NM's version, once it is known to run in this namespace and to be new enough: the two
+/// asked at once, the namespace's answer first.
+async fn check_nm(conn: &zbus::Connection) -> Result<String> {
+    let nm = nm_proxy(conn)
+        .await
+        .map_err(|e| nm_error("NetworkManager", e))?;
+    let (ns, version) =
+        futures_util::future::join(ensure_same_namespace(conn), checked_version(&nm)).await;
+    ns?;
+    version
+}
+
 /// Deletes the profile an apply added (by its UUID), if it is still there.
 async fn delete_added(conn: &zbus::Connection, uuid: String) -> Result<()> {
     match profile::profile_by_uuid(conn, &uuid).await? {
@@ -318,23 +334,17 @@ impl Backend for NmBackend {
 
     /// What NM holds for the named interfaces only: their devices and applied
     /// connections, and the profiles the plan may change or delete (see
-    /// [`exec::read_profiles`]); every profile is listed only where the state needs it
-    /// ([`exec::lists_every_profile`]), beside the devices' read.
+    /// [`exec::read_nm`]), asked beside NM's namespace and version (see [`check_nm`]):
+    /// reads change nothing, and every answer is checked before the plan.
     async fn read(&mut self, state: &NetworkState, log: &Log) -> Result<()> {
         let names: Vec<String> = state.interfaces.iter().map(|i| i.name.clone()).collect();
-        if exec::lists_every_profile(state) {
-            let (ifaces, profiles) = futures_util::future::try_join(
-                exec::read_ifaces(&self.conn, &names),
-                profile::list_profiles(&self.conn),
-            )
-            .await?;
-            self.ifaces = ifaces;
-            self.profiles = profiles;
-        } else {
-            // The profiles to read depend on what is applied to each device.
-            self.ifaces = exec::read_ifaces(&self.conn, &names).await?;
-            self.profiles = exec::read_profiles(&self.conn, &names, &self.ifaces, log).await?;
-        }
+        let (version, read) = futures_util::future::join(
+            check_nm(&self.conn),
+            exec::read_nm(&self.conn, state, &names, log),
+        )
+        .await;
+        self.version = version?;
+        (self.ifaces, self.profiles) = read?;
         plan::check_ignored(state, &self.ifaces)?;
         self.mark_external().await
     }
