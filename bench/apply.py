@@ -154,7 +154,16 @@ TARGET_SCALING = 1.5
 TARGET_WALL_VS_CPU = 2.0
 TARGET_SCOPED_MAXRSS_MIB = 10.0
 
+# The kernel's MPTCP_PM_CMD_DEL_ADDR waits for an RCU grace period (synchronize_rcu)
+# before it answers; NM replaces an endpoint whose flags change by a delete and an add,
+# one device after the other. Expedited, a grace period ends at once.
+RCU_EXPEDITED = "/sys/kernel/rcu_expedited"
 CHECK_TIMEOUT = 20.0      # how long the bench waits for the kernel after a run
+# After NM activates many profiles it keeps busy for seconds (at 1000: about 12 % of a
+# core for 5 s, announcing the addresses); runs that start meanwhile measure that too.
+QUIET_WINDOW = 0.5        # s: NM counts as quiet when it used less than
+QUIET_SHARE = 0.01        # this share of a core over a window
+QUIET_TIMEOUT = 30.0
 RESET_TIMEOUT_BASE = 60.0  # + 0.1 s per veth
 
 # --------------------------------------------------------------------------
@@ -177,6 +186,7 @@ class Worker:
         self.want_addr = {name: address_of(i) for i, name in enumerate(self.names, start=1)}
         self.holds: str | None = None  # "A", "B" or None (no profiles / unknown)
         self.resets: list[float] = []
+        self.quiet_waits: list[float] = []
         self.notes: list[str] = []
 
     # ---- the kernel --------------------------------------------------------
@@ -269,6 +279,20 @@ class Worker:
             time.sleep(0.05 if len(self.names) < 50 else 0.5)
         self.holds = None
         self.resets.append(round(time.monotonic() - t0, 3))
+        self.quiet()
+
+    def quiet(self) -> None:
+        """Waits until NetworkManager is idle (see QUIET_SHARE), at most QUIET_TIMEOUT;
+        how long it waited is kept (quiet_waits_s)."""
+        t0 = time.monotonic()
+        last = proc_cpu_ns(self.nm_pid)
+        while time.monotonic() - t0 < QUIET_TIMEOUT:
+            time.sleep(QUIET_WINDOW)
+            now = proc_cpu_ns(self.nm_pid)
+            if now - last < QUIET_SHARE * QUIET_WINDOW * 1e9:
+                break
+            last = now
+        self.quiet_waits.append(round(time.monotonic() - t0, 2))
 
     def nm_log_size(self) -> int:
         try:
@@ -312,6 +336,9 @@ class Worker:
     def run(self, tool: str, which: str, mode: str, scoped: bool = False) -> dict:
         """Runs `tool` to bring state `which`; mode "time" or "memory"; `scoped`: with
         the state naming the flagged interfaces only."""
+        if mode == "time":
+            # Every timed run starts with NM idle: after a change NM may still be busy.
+            self.quiet()
         cmds = self.commands(tool, which + ("8" if scoped else ""))
         ok_prefix = self.spec["tools"][tool].get("ok_prefix")
         out = os.path.join(self.outdir, f"{tool}.out")
@@ -481,6 +508,7 @@ def measure(spec: dict) -> dict:
                     which = w.holds if stays else ("B" if w.holds == "A" else "A")
                     add(s, tool, w.run(runner, which, mode, scoped=s in SCOPED))
     res["_resets_s"] = w.resets
+    res["_quiet_waits_s"] = w.quiet_waits
     res["_floor_maxrss_kib"] = maxrss_floor_kib(w.env, w.outdir)
     return res
 
@@ -571,6 +599,7 @@ def run_size(n: int, args, tools: dict, reps: dict) -> dict:
     rec["setup_s"]["sandbox_stop"] = round(time.monotonic() - t, 3)
     rec["load_after"] = loadavg()
     rec["resets_s"] = results.pop("_resets_s")
+    rec["quiet_waits_s"] = results.pop("_quiet_waits_s")
     rec["maxrss_floor_mib"] = round(results.pop("_floor_maxrss_kib") / 1024, 2)
     rec["scenarios"] = {}
     for s, per_tool in results.items():
@@ -611,6 +640,9 @@ def print_size(rec: dict) -> None:
     print(f"  setup: sandbox {s['sandbox_start']:.1f} s, stop {s['sandbox_stop']:.1f} s; "
           f"profile deletions before (a): {len(resets)}, median "
           f"{statistics.median(resets) if resets else 0:.2f} s")
+    waits = rec.get("quiet_waits_s") or [0]
+    print(f"  waits for an idle NM before each timed run: median {statistics.median(waits):.1f} s, "
+          f"longest {max(waits):.1f} s")
     print(f"  {'':<44}{'runs':>5} {'median':>9} {'min':>9} {'CPU':>9} {'NM CPU':>9} "
           f"{'bus CPU':>9} {'max RSS':>9} {'held':>5} {'NM st.ch':>8}  ratio")
     for scen, label in SCENARIOS.items():
@@ -813,6 +845,11 @@ def main(argv: list[str] | None = None) -> int:
                         "scenario in the table); the log's output costs a little time")
     p.add_argument("--no-build", action="store_true",
                    help="do not run cargo build --release -p mptcpstatectl first")
+    p.add_argument("--rcu-expedited", action="store_true",
+                   help=f"run with {RCU_EXPEDITED} at 1 (host-wide; put back at the end): "
+                        "the kernel then ends an RCU grace period at once, which each "
+                        "MPTCP endpoint NetworkManager deletes waits for; shows how much "
+                        "of (d)'s wall time that wait is")
     p.add_argument("--out", metavar="FILE",
                    help="JSON file of the raw figures (default target/bench/apply-<time>.json)")
     args = p.parse_args(argv)
@@ -893,6 +930,31 @@ def main(argv: list[str] | None = None) -> int:
           f"load {report['machine']['load_start']}; ours: {' '.join(tools['ours']['argv'])} "
           f"({report['versions']['git']}); "
           f"{report['versions']['nmstatectl'] or 'no nmstatectl'}")
+    rcu_before = Path(RCU_EXPEDITED).read_text().strip() if args.rcu_expedited else None
+    report["machine"]["rcu_expedited"] = "1" if args.rcu_expedited else \
+        (Path(RCU_EXPEDITED).read_text().strip() if os.path.exists(RCU_EXPEDITED) else None)
+    try:
+        if args.rcu_expedited:
+            Path(RCU_EXPEDITED).write_text("1\n")
+            print(f"{RCU_EXPEDITED}: 1 for this run (was {rcu_before})")
+        run_sizes(args, tools, report, out_path)
+    finally:
+        if rcu_before is not None:
+            Path(RCU_EXPEDITED).write_text(rcu_before + "\n")
+    if args.rcu_expedited:
+        print(f"\nThe figures below were taken with {RCU_EXPEDITED} = 1 (put back to "
+              f"{rcu_before}): they show the wait for RCU grace periods, not the host as it "
+              "runs.")
+    report["targets"] = print_summary(report["sizes"])
+    report["machine"]["load_end"] = loadavg()
+    out_path.write_text(json.dumps(report, indent=1) + "\n")
+    if not args.out:
+        shutil.copyfile(out_path, out_path.parent / "apply-latest.json")
+    print(f"\nload average at the end: {report['machine']['load_end']}; raw figures: {out_path}")
+    return 0
+
+
+def run_sizes(args, tools: dict, report: dict, out_path: Path) -> None:
     for n in args.sizes:
         rep = args.repeat or default_repeat(n)
         reps = {t: rep for t in tools}
@@ -906,13 +968,6 @@ def main(argv: list[str] | None = None) -> int:
         report["machine"]["load_end"] = loadavg()
         out_path.parent.mkdir(parents=True, exist_ok=True)
         out_path.write_text(json.dumps(report, indent=1) + "\n")
-    report["targets"] = print_summary(report["sizes"])
-    report["machine"]["load_end"] = loadavg()
-    out_path.write_text(json.dumps(report, indent=1) + "\n")
-    if not args.out:
-        shutil.copyfile(out_path, out_path.parent / "apply-latest.json")
-    print(f"\nload average at the end: {report['machine']['load_end']}; raw figures: {out_path}")
-    return 0
 
 
 if __name__ == "__main__":
