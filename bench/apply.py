@@ -49,6 +49,10 @@ bench polls until it holds and reports how long that took (`settle`). A run that
 kernel holds. NM's log is followed to count the device state changes of each run (a
 link bounce shows there: nmstate deactivates and re-activates on a flag change).
 
+Every timed run starts once NetworkManager is idle: it used less than 1 % of a core over
+0.5 s (at most 30 s; the waits are kept as `quiet_waits_s`). After activating 1000
+profiles NM keeps about 12 % of a core busy for 5 s, announcing the addresses.
+
 Timing is show.py's (bench/common.py): a worker (this script, `_measure`) started by
 `ip netns exec` with DBUS_SYSTEM_BUS_ADDRESS set spawns each command with posix_spawn and
 waits with os.wait4 (wall time around spawn..reap, the tool's CPU from its rusage, NM's and
@@ -84,7 +88,10 @@ show.py); --mptcpstatectl PATH (default target/release/mptcpstatectl, built firs
 `cargo build --release -p mptcpstatectl` unless --no-build); --driver PATH times a program
 that reads the state on stdin and prints `Ok(...)` or `Err(...)` (a library example)
 instead of `mptcpstatectl apply FILE`; --verbose-ours; --memory-runs M; --flagged (0..8);
---out FILE
+--rcu-expedited (the whole run with /sys/kernel/rcu_expedited at 1, host-wide, put back
+at the end: the kernel's answer to each endpoint delete waits for an RCU grace period,
+and NM replaces a changed endpoint by a delete and an add; the run shows (d) without
+that wait); --out FILE
 (default target/bench/apply-<UTC time>.json, copied to target/bench/apply-latest.json).
 Each N gets its own sandbox, stopped before the next one starts (and by the harness's
 supervisor if this process dies). Nothing runs in the root network namespace.

@@ -45,7 +45,8 @@ pub const LOOKUP_MAX: usize = 64;
 /// configured) is asked beside its device, and [`read_profiles`] asks the rest. Two
 /// rounds of calls for a name this library configured: NetworkManager answers a round
 /// in few turns of its main loop, each of which costs it more the more it holds (about
-/// 0.6 ms at 1000 devices: it polls three descriptors a device).
+/// 0.7 ms at 1000 devices: it polls three descriptors a device, those of its address
+/// conflict detection).
 pub async fn read_nm(
     conn: &zbus::Connection,
     state: &NetworkState,
@@ -67,10 +68,10 @@ pub async fn read_nm(
 /// Each name's device and applied connection and its own profile, in two rounds: the
 /// device (by name) and the own profile's path (by UUID) of every name, then, once all of
 /// them are in, every device's applied connection and every own profile's settings. A
-/// round sent at once reaches NM together, and NM answers it in one or two turns of its
-/// main loop; sent as each answer of the round before comes in, it took NM twice the
-/// turns. The own profiles in the order of `names`. Two calls in flight per name, so half
-/// of [`DEVICES_IN_FLIGHT`] names at a time.
+/// round sent at once reaches NM together. Where the four calls of a name went one after
+/// the other, NM's main thread turned 9.4 times per apply of 8 at N = 1000, now 5.8
+/// (`perf stat` of its polls over 40 applies). The own profiles in the order of `names`.
+/// Two calls in flight per name, so half of [`DEVICES_IN_FLIGHT`] names at a time.
 async fn read_named_and_own(
     conn: &zbus::Connection,
     names: &[String],
