@@ -25,7 +25,7 @@ use std::net::IpAddr;
 
 use zbus::zvariant::{OwnedValue, Value};
 
-use super::dbus::Settings;
+use super::dbus::{Settings, VarDict};
 use super::keyfile::profile_uuid;
 use super::model::{IpProfile, ProfileModel};
 use crate::state::{Interface, Ipv4Address, Ipv4Config, Ipv6Address, Ipv6Config};
@@ -142,25 +142,39 @@ pub fn strip_legacy(s: &mut Settings) {
 }
 
 /// The `setting.key` names whose values differ between two profiles, sorted; deprecated
-/// twins are not compared. Empty: writing `desired` would change nothing.
+/// twins are not compared (as if [`strip_legacy`] had run on both: nothing is copied, an
+/// apply of 1000 interfaces compares 1000 profiles and their applied connections).
+/// Empty: writing `desired` would change nothing.
 pub fn changed_keys(existing: &Settings, desired: &Settings) -> Vec<String> {
-    let (mut a, mut b) = (existing.clone(), desired.clone());
-    strip_legacy(&mut a);
-    strip_legacy(&mut b);
-    let empty = HashMap::new();
+    let empty = VarDict::new();
     let mut out = Vec::new();
-    let sections: std::collections::BTreeSet<&String> = a.keys().chain(b.keys()).collect();
+    let sections: std::collections::BTreeSet<&String> =
+        existing.keys().chain(desired.keys()).collect();
     for section in sections {
-        let sa = a.get(section).unwrap_or(&empty);
-        let sb = b.get(section).unwrap_or(&empty);
+        let sa = existing.get(section).unwrap_or(&empty);
+        let sb = desired.get(section).unwrap_or(&empty);
         let keys: std::collections::BTreeSet<&String> = sa.keys().chain(sb.keys()).collect();
         for key in keys {
-            if sa.get(key) != sb.get(key) {
+            if compared(section, key, sa) != compared(section, key, sb) {
                 out.push(format!("{section}.{key}"));
             }
         }
     }
     out
+}
+
+/// `section.key` of one profile as [`changed_keys`] compares it: a deprecated twin beside
+/// its replacement is not there.
+fn compared<'a>(section: &str, key: &str, setting: &'a VarDict) -> Option<&'a OwnedValue> {
+    let shadowed = matches!(section, "ipv4" | "ipv6")
+        && LEGACY_TWINS
+            .iter()
+            .any(|(legacy, current)| key == *legacy && setting.contains_key(*current));
+    if shadowed {
+        None
+    } else {
+        setting.get(key)
+    }
 }
 
 /// A string value of the settings (`connection.uuid`, ...).
