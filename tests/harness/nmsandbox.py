@@ -214,17 +214,56 @@ def _run(cmd: Sequence[str], *, input: str | None = None, check: bool = True,
 # teardown, sweep, list
 # --------------------------------------------------------------------------
 
-NETNS_COOKIE_SCRIPT = (
-    "import socket, struct; s = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM); "
-    "print(struct.unpack('Q', s.getsockopt(socket.SOL_SOCKET, 71, 8))[0])")
+# mptcpstate keeps its undo records and its lock per network namespace in
+# MPTCPSTATE_RUN_DIR/<namespace cookie> (rust/src/apply/record.rs).
+MPTCPSTATE_RUN_DIR = "/run/mptcpstate"
+_SO_NETNS_COOKIE = 71
+_CLONE_NEWNET = 0x40000000
 
 
 def netns_cookie(netns: str) -> int:
     """The network namespace's cookie (SO_NETNS_COOKIE): mptcpstate names the namespace's
-    directory of undo records after it (/run/mptcpstate/<cookie>)."""
-    out = subprocess.run(["ip", "netns", "exec", netns, sys.executable, "-c", NETNS_COOKIE_SCRIPT],
-                         capture_output=True, text=True, check=True).stdout
-    return int(out.strip())
+    directory of undo records after it (MPTCPSTATE_RUN_DIR/<cookie>). Read by a thread of
+    its own that enters the namespace (setns moves the calling thread only) and ends."""
+    import ctypes
+    import struct
+    import threading
+
+    libc = ctypes.CDLL(None, use_errno=True)
+    out: dict = {}
+
+    def probe() -> None:
+        try:
+            fd = os.open(os.path.join("/run/netns", netns), os.O_RDONLY | os.O_CLOEXEC)
+            try:
+                if libc.setns(fd, _CLONE_NEWNET) != 0:
+                    err = ctypes.get_errno()
+                    raise OSError(err, f"setns into {netns}: {os.strerror(err)}")
+            finally:
+                os.close(fd)
+            with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM) as s:
+                raw = s.getsockopt(socket.SOL_SOCKET, _SO_NETNS_COOKIE, 8)
+            out["cookie"] = struct.unpack("Q", raw)[0]
+        except OSError as e:
+            out["error"] = e
+
+    t = threading.Thread(target=probe, name=f"netns-cookie-{netns}")
+    t.start()
+    t.join()
+    if "error" in out:
+        raise out["error"]
+    return out["cookie"]
+
+
+def _remove_idle_run_dirs(cookies: Iterable[int]) -> None:
+    """Removes mptcpstate's directory of each (deleted) namespace when it holds nothing
+    but its lock: nothing can use it again, the cookie is never reused. A directory that
+    still holds a record is left, for the test that left it to be found."""
+    for cookie in cookies:
+        d = os.path.join(MPTCPSTATE_RUN_DIR, str(cookie))
+        with contextlib.suppress(OSError):
+            if set(os.listdir(d)) <= {"lock"}:
+                shutil.rmtree(d, ignore_errors=True)
 
 
 def stop_sandbox(name: str, *, grace: float = KILL_GRACE, procs: dict | None = None) -> None:
@@ -252,11 +291,15 @@ def stop_sandbox(name: str, *, grace: float = KILL_GRACE, procs: dict | None = N
         # NM takes ~4 s to shut down with 1000 devices: no need to be patient.
         _kill_recorded(procs.get("nm"), grace=min(grace, NM_KILL_GRACE))
         _kill_recorded(procs.get("dbus"), grace=grace)
+        cookies = []
         for ns in (f"{name}-sbx", f"{name}-peer"):
             if _netns_exists(ns):
+                with contextlib.suppress(OSError):
+                    cookies.append(netns_cookie(ns))
                 proc = _run(["ip", "netns", "del", ns], check=False)
                 if proc.returncode != 0 and _netns_exists(ns):
                     raise SandboxError(f"ip netns del {ns} failed: {proc.stderr.strip()}")
+        _remove_idle_run_dirs(cookies)
         if os.path.isdir(directory):
             shutil.rmtree(directory, ignore_errors=True)
     finally:

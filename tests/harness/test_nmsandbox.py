@@ -230,6 +230,45 @@ def test_stop_removes_everything_and_is_idempotent():
     assert root_links() == before
 
 
+COOKIE_SCRIPT = ("import socket, struct; s = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM); "
+                 "print(struct.unpack('Q', s.getsockopt(socket.SOL_SOCKET, 71, 8))[0])")
+
+
+@needs_root
+def test_netns_cookie_and_stop_removes_idle_record_dirs():
+    """netns_cookie reads the cookie a process inside the namespace sees (and the root
+    namespace's stays the caller's); stop removes mptcpstate's directory of a namespace
+    that holds only its lock, and keeps one that holds a record."""
+    box = Sandbox(["eth1"]).start()
+    try:
+        cookies = {}
+        for ns in (box.netns, box.peer_netns):
+            inside = subprocess.run(["ip", "netns", "exec", ns, sys.executable, "-c",
+                                     COOKIE_SCRIPT], check=True, capture_output=True,
+                                    text=True).stdout.strip()
+            cookies[ns] = nmsandbox.netns_cookie(ns)
+            assert cookies[ns] == int(inside)
+        assert cookies[box.netns] != cookies[box.peer_netns]
+        own = subprocess.run([sys.executable, "-c", COOKIE_SCRIPT], check=True,
+                             capture_output=True, text=True).stdout.strip()
+        assert int(own) not in cookies.values()
+        run = nmsandbox.MPTCPSTATE_RUN_DIR
+        idle = os.path.join(run, str(cookies[box.netns]))
+        busy = os.path.join(run, str(cookies[box.peer_netns]))
+        for d in (idle, busy):
+            os.makedirs(d, exist_ok=True)
+            open(os.path.join(d, "lock"), "w").close()
+        record = os.path.join(busy, "kernel-1.json")
+        open(record, "w").close()
+    finally:
+        box.stop()
+    try:
+        assert not os.path.exists(idle)
+        assert os.path.exists(record)
+    finally:
+        shutil.rmtree(busy, ignore_errors=True)
+
+
 @needs_root
 def test_context_manager_stops_on_exception():
     with pytest.raises(ZeroDivisionError):
