@@ -872,6 +872,8 @@ def main(argv: list[str] | None = None) -> int:
         p.error("--memory-runs is at least 0")
     if os.geteuid() != 0:
         p.error("needs root (network namespaces, NetworkManager)")
+    if args.rcu_expedited and not os.path.exists(RCU_EXPEDITED):
+        p.error(f"--rcu-expedited: this kernel has no {RCU_EXPEDITED}")
 
     tdir = target_dir()
     tools: dict = {}
@@ -937,9 +939,10 @@ def main(argv: list[str] | None = None) -> int:
           f"load {report['machine']['load_start']}; ours: {' '.join(tools['ours']['argv'])} "
           f"({report['versions']['git']}); "
           f"{report['versions']['nmstatectl'] or 'no nmstatectl'}")
-    rcu_before = Path(RCU_EXPEDITED).read_text().strip() if args.rcu_expedited else None
-    report["machine"]["rcu_expedited"] = "1" if args.rcu_expedited else \
-        (Path(RCU_EXPEDITED).read_text().strip() if os.path.exists(RCU_EXPEDITED) else None)
+    rcu_now = Path(RCU_EXPEDITED).read_text().strip() if os.path.exists(RCU_EXPEDITED) \
+        else None
+    rcu_before = rcu_now if args.rcu_expedited else None
+    report["machine"]["rcu_expedited"] = "1" if args.rcu_expedited else rcu_now
     try:
         if args.rcu_expedited:
             Path(RCU_EXPEDITED).write_text("1\n")

@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import ctypes
 import fcntl
 import json as _json
 import os
@@ -34,8 +35,10 @@ import secrets
 import shutil
 import signal
 import socket
+import struct
 import subprocess
 import sys
+import threading
 import time
 import xml.etree.ElementTree as ET
 from typing import Any, Callable, Iterable, Sequence
@@ -225,10 +228,6 @@ def netns_cookie(netns: str) -> int:
     """The network namespace's cookie (SO_NETNS_COOKIE): mptcpstate names the namespace's
     directory of undo records after it (MPTCPSTATE_RUN_DIR/<cookie>). Read by a thread of
     its own that enters the namespace (setns moves the calling thread only) and ends."""
-    import ctypes
-    import struct
-    import threading
-
     libc = ctypes.CDLL(None, use_errno=True)
     out: dict = {}
 
